@@ -1,0 +1,66 @@
+"""Every environment id of the suite, registered with Gymnasium under the ``tsr/`` namespace.
+
+``max_episode_steps`` counts turns (model replies), each of which may execute several actions; envs that
+also limit actions do so with their own ``max_steps``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+
+NAMESPACE = "tsr"
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """One registered id: where its class lives, its kwargs and its turn limit."""
+
+    name: str
+    entry_point: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    max_episode_steps: int = 100
+    #: kwargs naming data files the user must supply (the id cannot be made without them)
+    requires: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return f"{NAMESPACE}/{self.name}"
+
+
+_FROZENLAKE = "tsr_envs.frozenlake:FrozenLakeEnv"
+
+SPECS: tuple[EnvSpec, ...] = (
+    EnvSpec("FrozenLake-v0", _FROZENLAKE, {"size": 4}, max_episode_steps=100),
+    EnvSpec("FrozenLake-8x8-v0", _FROZENLAKE, {"size": 8}, max_episode_steps=200),
+    EnvSpec(
+        "FrozenLake-Deterministic-v0", _FROZENLAKE, {"size": 4, "is_slippery": False}, max_episode_steps=100
+    ),
+)
+
+
+def register_all() -> None:
+    """Register every spec once (importing ``tsr_envs`` calls this)."""
+    for spec in SPECS:
+        if spec.id not in gym.registry:
+            gym.register(
+                id=spec.id,
+                entry_point=spec.entry_point,
+                kwargs=dict(spec.kwargs),
+                max_episode_steps=spec.max_episode_steps,
+            )
+
+
+def registered_ids(include_data_driven: bool = True) -> list[str]:
+    """The ids of the suite, in registration order."""
+    return [spec.id for spec in SPECS if include_data_driven or not spec.requires]
+
+
+def spec_of(env_id: str) -> EnvSpec:
+    for spec in SPECS:
+        if spec.id == env_id:
+            return spec
+    known = ", ".join(registered_ids())
+    raise gym.error.UnregisteredEnv(f"Unknown environment id {env_id!r}. Known ids: {known}")
