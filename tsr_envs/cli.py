@@ -13,7 +13,11 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("tsr_envs.play",)
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "tsr_envs.play",
+    "tsr_envs.evaluation.cli",
+    "webshop_server.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

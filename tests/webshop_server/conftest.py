@@ -1,0 +1,38 @@
+"""Shared fixtures: catalogues are built once per session because the tests only read them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from webshop_server import Catalog, Engine
+from webshop_server.original_files import load_webshop
+
+DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "webshop"
+
+
+@pytest.fixture(scope="session")
+def webshop_data() -> Path:
+    """The real 1,000-product WebShop files beside the checkout: skipped when absent, required in CI."""
+    if not (DATA_DIR / "items_shuffle_1000.json").is_file():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"WebShop data missing at {DATA_DIR} (required when CI=true)")
+        pytest.skip(f"WebShop data not found at {DATA_DIR}")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def real_catalog(webshop_data: Path) -> Catalog:
+    return load_webshop(webshop_data / "items_shuffle_1000.json", webshop_data / "items_ins_v2_1000.json")
+
+
+@pytest.fixture(scope="session")
+def synthetic_catalog() -> Catalog:
+    return Catalog.synthetic(1000, seed=0)
+
+
+@pytest.fixture(scope="session")
+def engine(synthetic_catalog: Catalog) -> Engine:
+    return Engine(synthetic_catalog)

@@ -1,0 +1,140 @@
+"""Catalogue sources: goal counts on the real files, determinism and the charset of the generated data."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from webshop_server import Catalog, load_catalog
+from webshop_server.original_files import load_webshop
+from webshop_server.reward import fuzzy_match, normalize_color
+from webshop_server.taxonomy import PRODUCT_TYPES
+from webshop_server.text import clean_text, in_charset
+
+GOAL_KEYS = {
+    "asin",
+    "instruction_text",
+    "attributes",
+    "goal_options",
+    "price_upper",
+    "query",
+    "category",
+    "product_category",
+    "name",
+    "weight",
+}
+
+
+def test_real_catalogue_has_exactly_6910_synthetic_goals(real_catalog: Catalog):
+    assert len(real_catalog) == 1000
+    assert len(real_catalog.goals) == 6910
+    assert len({g["asin"] for g in real_catalog.goals}) == 415
+    assert set(real_catalog.goals[0]) == GOAL_KEYS
+
+
+def test_real_human_goals_from_the_subset_file(webshop_data: Path):
+    catalog = load_catalog(webshop_data, goals="human")
+    human = json.loads((webshop_data / "items_human_ins_subset.json").read_text())
+    expected = sum(1 for records in human.values() for r in records if r["instruction_attributes"])
+    assert len(catalog.goals) == expected == 13
+    goal = catalog.goals[0]
+    assert set(goal) == GOAL_KEYS and isinstance(goal["goal_options"], list) and goal["weight"] == 1
+
+
+def test_real_goal_text_and_bounds_depend_only_on_the_seed(webshop_data: Path, real_catalog: Catalog):
+    again = load_webshop(webshop_data / "items_shuffle_1000.json", webshop_data / "items_ins_v2_1000.json")
+    other = load_webshop(
+        webshop_data / "items_shuffle_1000.json", webshop_data / "items_ins_v2_1000.json", seed=1
+    )
+    texts = [g["instruction_text"] for g in real_catalog.goals]
+    assert texts == [g["instruction_text"] for g in again.goals]
+    assert texts != [g["instruction_text"] for g in other.goals]
+    for goal in itertools.islice(real_catalog.goals, 0, None, 97):
+        assert goal["price_upper"] > real_catalog.price(goal["asin"])
+
+
+def test_real_products_are_cleaned_to_the_charset(real_catalog: Catalog):
+    for product in real_catalog.products:
+        texts = [product.title, product.description, *product.bullet_points, *product.attributes]
+        texts += [v for _, values in product.options for v in values]
+        assert all(in_charset(t) for t in texts), product.asin
+    assert clean_text("Caf\u00e9 \u2013 \u201cbest\u201d \u2764 \u4e2d") == 'Cafe - "best"'
+
+
+def test_range_prices_draw_inside_the_range(real_catalog: Catalog):
+    ranged = [(p, real_catalog.price(p.asin)) for p in real_catalog.products if len(p.pricing) == 2]
+    assert len(ranged) == 93
+    assert all(min(p.pricing) <= price <= max(p.pricing) for p, price in ranged)  # some ranges are reversed
+
+
+@pytest.mark.parametrize("size", [100, 2000])
+def test_synthetic_catalogue_sizes_and_goals(size: int):
+    catalog = Catalog.synthetic(size, seed=3)
+    assert len(catalog) == size
+    assert 0.2 * size < len({g["asin"] for g in catalog.goals}) < 0.6 * size
+    goal = catalog.goals[len(catalog.goals) // 2]
+    assert set(goal) == GOAL_KEYS
+    product = catalog.product(goal["asin"])
+    assert set(goal["attributes"]) <= set(product.attributes)
+    assert all(goal["goal_options"][name] in values for name, values in product.options)
+    assert catalog.goals[-1] == catalog.goals[len(catalog.goals) - 1]
+    with pytest.raises(IndexError):
+        catalog.goals[len(catalog.goals)]
+
+
+def test_synthetic_goal_weights_match_the_goal_dicts(synthetic_catalog: Catalog):
+    weights = synthetic_catalog.goals.weights()
+    assert len(weights) == len(synthetic_catalog.goals)
+    assert all(weights[i] == synthetic_catalog.goals[i]["weight"] for i in range(0, len(weights), 53))
+
+
+def test_synthetic_catalogue_is_deterministic_per_seed(synthetic_catalog: Catalog):
+    assert Catalog.synthetic(1000, seed=0).products == synthetic_catalog.products
+    assert Catalog.synthetic(1000, seed=1).products != synthetic_catalog.products
+
+
+def test_taxonomy_option_values_survive_colour_normalisation():
+    """Every generated goal option is reachable: the value, once normalised, still matches its goal text."""
+    for kind in PRODUCT_TYPES:
+        for name, values in kind.options:
+            for value in values:
+                assert fuzzy_match(normalize_color(value), normalize_color((name, value))), (name, value)
+
+
+_FINGERPRINT = """
+import hashlib, json
+from webshop_server import Catalog, Engine
+c = Catalog.synthetic(300, seed=7)
+e = Engine(c)
+r = e.new_record(5)
+parts = [repr(c.products), json.dumps([c.goals[i] for i in range(len(c.goals))], sort_keys=True)]
+for a in e.oracle_actions(r):
+    r = e.transition(r, a).record
+    parts.append(e.render_text(r))
+print(hashlib.sha256("\\n".join(parts).encode()).hexdigest())
+"""
+
+
+def test_same_seed_same_catalogue_goals_and_observations_across_hash_seeds():
+    root = Path(__file__).resolve().parents[2]
+    digests = set()
+    for hash_seed in ("0", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(root)}
+        out = subprocess.run(
+            [sys.executable, "-c", _FINGERPRINT],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1
+    assert len(hashlib.sha256().hexdigest()) == len(digests.pop())

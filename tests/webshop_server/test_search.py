@@ -1,0 +1,43 @@
+"""BM25 search: ranking, analysis, limits and determinism."""
+
+from __future__ import annotations
+
+from webshop_server import Catalog
+from webshop_server.search import SEARCH_RETURN_N, BM25Index, analyze, s_stem
+
+DOCS = [
+    "red running shoes for men",
+    "blue running shoes",
+    "red dress",
+    "batteries for the remote",
+    "shoes shoes shoes",
+]
+
+
+def test_analysis_drops_stop_words_and_folds_plurals():
+    assert analyze("The Batteries, and Shoes!") == ["battery", "shoe"]
+    for singular, plural in (("shoe", "shoes"), ("battery", "batteries"), ("candle", "candles")):
+        assert s_stem(singular) == s_stem(plural)
+    assert [s_stem(w) for w in ("bus", "dress", "glass", "tea")] == ["bus", "dress", "glass", "tea"]
+
+
+def test_bm25_ranks_matching_documents_only():
+    index = BM25Index(DOCS)
+    assert index.search("red shoes")[:2] == (0, 4) or index.search("red shoes")[0] == 0
+    assert set(index.search("red shoes")) == {0, 1, 2, 4}
+    assert index.search("battery") == (3,)
+    assert index.search("unknownword") == () and index.search("the and") == ()
+
+
+def test_ties_break_by_catalogue_order():
+    index = BM25Index(["same words here"] * 80)
+    assert index.search("words") == tuple(range(SEARCH_RETURN_N))
+
+
+def test_catalogue_search_returns_asins_best_first(synthetic_catalog: Catalog):
+    goal = synthetic_catalog.goals[0]
+    product = synthetic_catalog.product(goal["asin"])
+    assert synthetic_catalog.search(product.title)[0] == product.asin
+    hits = synthetic_catalog.search(goal["query"])
+    assert 0 < len(hits) <= SEARCH_RETURN_N
+    assert all(synthetic_catalog.product(a).asin == a for a in hits)

@@ -1,0 +1,130 @@
+"""The catalogue: products, their hidden purchase prices, the goals and the search index behind one interface.
+
+Both sources (the procedural generator in :mod:`webshop_server.synthetic` and the loaders for the original
+WebShop files in :mod:`webshop_server.original_files`) end in the same :class:`Catalog`, so the engine, the
+site and the reward never know where the products came from.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from webshop_server.search import BM25Index
+
+#: The original's placeholder when a product has no mined attributes.
+DUMMY_ATTRIBUTE = "DUMMY_ATTR"
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """One product, already cleaned (see :mod:`webshop_server.text`) and with lower-cased option values.
+
+    ``options`` keeps the display order of the option groups: ``((name, (value, ...)), ...)``.
+    ``pricing`` holds one price or a ``(low, high)`` range, as the original's ``pricing`` floats.
+    """
+
+    asin: str
+    title: str
+    category: str
+    query: str
+    category_path: tuple[str, ...]
+    description: str
+    bullet_points: tuple[str, ...]
+    pricing: tuple[float, ...]
+    options: tuple[tuple[str, tuple[str, ...]], ...]
+    attributes: tuple[str, ...]
+    rating: str = "N.A."
+
+    @property
+    def price_text(self) -> str:
+        """The price as the original pages print it: ``$12.99`` or ``$12.99 to $15.99``."""
+        return " to ".join(f"${p}" for p in self.pricing)
+
+    @property
+    def product_category(self) -> str:
+        """The breadcrumb string in the original's ``a › b › c`` form (used in goal dicts)."""
+        return " › ".join(self.category_path)
+
+    def option_group(self, value: str) -> str | None:
+        """The name of the first option group offering ``value`` (None when none does)."""
+        for name, values in self.options:
+            if value in values:
+                return name
+        return None
+
+    def search_text(self) -> str:
+        """The text the original indexes: title, description, first bullet point and the option listing."""
+        option_text = ", and ".join(f"{name}: {', '.join(values)}" for name, values in self.options)
+        first_bullet = self.bullet_points[0] if self.bullet_points else ""
+        return f"{self.title} {self.description} {first_bullet} {option_text}".lower()
+
+
+def draw_hidden_prices(products: Sequence[Product], seed: int) -> list[float]:
+    """The price each product is bought at: its single price, or a seeded uniform draw inside its range.
+
+    The original draws the range price with the unseeded global ``random``; here the draw is reproducible.
+    """
+    rng = random.Random(f"webshop-prices:{seed}")
+    return [p.pricing[0] if len(p.pricing) == 1 else rng.uniform(p.pricing[0], p.pricing[1])
+            for p in products]
+
+
+class Catalog:
+    """Products, hidden prices, goals and a BM25 index over the original's indexed fields.
+
+    ``goals`` is any sequence of goal dicts with the original keys (``asin, instruction_text, attributes,
+    goal_options, price_upper, query, category, product_category, name, weight``); for large synthetic
+    catalogues it is a lazy sequence that builds each dict on access.
+    """
+
+    def __init__(self, products: Sequence[Product], prices: Sequence[float], goals: Sequence[dict[str, Any]],
+                 *, name: str = "custom") -> None:
+        if len(products) != len(prices):
+            raise ValueError("one hidden price per product is required")
+        self.name = name
+        self.products: list[Product] = list(products)
+        self.prices: list[float] = [float(p) for p in prices]
+        self.goals = goals
+        self.asin_index: dict[str, int] = {p.asin: i for i, p in enumerate(self.products)}
+        if len(self.asin_index) != len(self.products):
+            raise ValueError("duplicate ASINs in catalogue")
+        self.index = BM25Index([p.search_text() for p in self.products])
+
+    def __len__(self) -> int:
+        return len(self.products)
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.name!r}, products={len(self.products)}, goals={len(self.goals)})"
+
+    def product(self, asin: str) -> Product:
+        """The product with this ASIN (case-insensitive); KeyError when unknown."""
+        return self.products[self.asin_index[asin.upper()]]
+
+    def price(self, asin: str) -> float:
+        """The hidden purchase price of the product with this ASIN."""
+        return self.prices[self.asin_index[asin.upper()]]
+
+    def search(self, query: str) -> tuple[str, ...]:
+        """ASINs of the best BM25 matches for ``query``, best first (at most the index's result limit)."""
+        return tuple(self.products[i].asin for i in self.index.search(query))
+
+    @classmethod
+    def synthetic(cls, num_products: int = 1000, seed: int = 0) -> Catalog:
+        """The built-in procedurally generated catalogue (see :func:`webshop_server.synthetic.generate`)."""
+        from webshop_server.synthetic import generate_catalog
+
+        return generate_catalog(num_products=num_products, seed=seed)
+
+    @classmethod
+    def from_webshop_files(cls, items_path: str | Path, attributes_path: str | Path,
+                           human_path: str | Path | None = None, *, goals: str = "synthetic",
+                           num_products: int | None = None, seed: int = 0) -> Catalog:
+        """Load the original WebShop JSON files (see :func:`webshop_server.original_files.load_webshop`)."""
+        from webshop_server.original_files import load_webshop
+
+        return load_webshop(items_path, attributes_path, human_path, goals=goals,
+                            num_products=num_products, seed=seed)

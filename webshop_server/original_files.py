@@ -1,0 +1,105 @@
+"""Loaders for the original WebShop data files (``items_shuffle*.json``, ``items_ins_v2*.json``,
+``items_human_ins.json``), producing the same products and goals as the original ``load_products`` +
+``get_goals``, minus its randomness bugs (hidden range prices and price bounds are drawn from the seed).
+
+Product text is cleaned to the observation charset on load (see :mod:`webshop_server.text`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from webshop_server.catalog import DUMMY_ATTRIBUTE, Catalog, Product, draw_hidden_prices
+from webshop_server.goals import GoalSpec, SyntheticGoals, human_goals
+from webshop_server.text import clean_text
+
+GOAL_KINDS = ("synthetic", "human")
+
+
+def _pricing(raw: Any) -> tuple[float, ...]:
+    """The original's parse: every ``$``-separated number, the first two kept; $100 when missing."""
+    if not raw:
+        return (100.0,)
+    prices = tuple(float(Decimal(re.sub(r"[^\d.]", "", part))) for part in str(raw).split("$")[1:])
+    return prices[:2] or (100.0,)
+
+
+def _options(raw: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if not raw:
+        return ()
+    groups = []
+    for name, contents in raw.items():
+        if contents is None:
+            continue
+        values = tuple(clean_text(str(c["value"]).strip().replace("/", " | ").lower()) for c in contents)
+        groups.append((clean_text(name.lower()), values))
+    return tuple(groups)
+
+
+def parse_product(raw: dict[str, Any], attributes: list[str] | None) -> Product:
+    """One ``items_shuffle`` record as a :class:`Product` (``attributes`` from ``items_ins_v2``)."""
+    bullets = raw.get("small_description") or []
+    if isinstance(bullets, str):
+        bullets = [bullets]
+    return Product(
+        asin=raw["asin"],
+        title=clean_text(raw.get("name", "")),
+        category=clean_text(raw.get("category", "")),
+        query=clean_text(str(raw.get("query", "")).lower().strip()),
+        category_path=tuple(clean_text(part) for part in str(raw.get("product_category", "")).split("›")),
+        description=clean_text(raw.get("full_description", "")),
+        bullet_points=tuple(clean_text(b) for b in bullets),
+        pricing=_pricing(raw.get("pricing")),
+        options=_options(raw.get("customization_options")),
+        attributes=tuple(clean_text(a) for a in attributes) if attributes else (DUMMY_ATTRIBUTE,),
+    )
+
+
+def _read_json(path: str | Path) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def load_webshop(items_path: str | Path, attributes_path: str | Path, human_path: str | Path | None = None,
+                 *, goals: str = "synthetic", num_products: int | None = None, seed: int = 0) -> Catalog:
+    """A :class:`Catalog` from the original files.
+
+    ``goals="synthetic"`` builds the original synthetic goals from the ``instruction`` entries of
+    ``items_ins_v2`` (6,910 on the 1,000-product file); ``goals="human"`` needs ``human_path``. As in the
+    original, ``num_products`` truncates the product list first and invalid or duplicate ASINs are skipped.
+    """
+    if goals not in GOAL_KINDS:
+        raise ValueError(f"goals must be one of {GOAL_KINDS}, not {goals!r}")
+    if goals == "human" and human_path is None:
+        raise ValueError("human goals need the items_human_ins file")
+    raw_items = _read_json(items_path)
+    if num_products is not None:
+        raw_items = raw_items[:num_products]
+    mined = _read_json(attributes_path)
+    products: list[Product] = []
+    entries: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for raw in raw_items:
+        asin = raw.get("asin", "nan")
+        if asin == "nan" or len(asin) > 10 or asin in seen:
+            continue
+        seen.add(asin)
+        entry = mined.get(asin, {})
+        products.append(parse_product(raw, entry.get("attributes")))
+        entries.append(entry)
+    prices = draw_hidden_prices(products, seed)
+    if goals == "synthetic":
+        specs = [GoalSpec(i, clean_text(e["instruction"]),
+                          tuple(map(clean_text, e["instruction_attributes"])))
+                 for i, e in enumerate(entries) if e.get("instruction") is not None]
+        goal_list: Any = SyntheticGoals(products, prices, specs, seed)
+    else:
+        human = _read_json(human_path)  # type: ignore[arg-type]
+        records = [(i, {**r, "instruction": clean_text(r["instruction"])})
+                   for i, p in enumerate(products) for r in human.get(p.asin, [])]
+        goal_list = human_goals(products, prices, records, seed)
+    return Catalog(products, prices, goal_list, name=f"webshop({Path(items_path).name}, goals={goals})")
