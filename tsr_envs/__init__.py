@@ -16,4 +16,13 @@ from tsr_envs.registration import register_all, registered_ids
 
 register_all()
 
-__all__ = ["EnvState", "ParsedReply", "TextEnv", "Transition", "parse_reply", "registered_ids"]
+__all__ = ["EnvState", "ParsedReply", "TextEnv", "Transition", "evaluate", "parse_reply", "registered_ids"]
+
+
+def __getattr__(name: str):
+    # ``evaluate`` pulls in the evaluation harness (and its optional plotting); load it only when asked.
+    if name == "evaluate":
+        from tsr_envs.evaluation import evaluate
+
+        return evaluate
+    raise AttributeError(f"module 'tsr_envs' has no attribute {name!r}")

@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "tsr_envs.play",
     "tsr_envs.evaluation.cli",
     "webshop_server.cli",
+    "tsr_train.cli",
 )
 
 

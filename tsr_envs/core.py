@@ -40,10 +40,30 @@ REPLY_MAX_LENGTH = 8_192
 _PLACEHOLDER_SEED = np.random.SeedSequence(0)
 
 
-def copy_rng(rng: np.random.Generator) -> np.random.Generator:
-    """An independent generator in exactly the same state as ``rng``."""
-    bit_generator = type(rng.bit_generator)(_PLACEHOLDER_SEED)
-    bit_generator.state = rng.bit_generator.state
+def _rng_snapshot(rng: np.random.Generator) -> tuple:
+    """The generator's state as an immutable tuple (a flat one for PCG64, Gymnasium's generator)."""
+    state = rng.bit_generator.state
+    if state["bit_generator"] == "PCG64":
+        inner = state["state"]
+        return ("PCG64", inner["state"], inner["inc"], state["has_uint32"], state["uinteger"])
+    return _freeze(state)
+
+
+def _rng_state(snapshot: tuple) -> dict:
+    if snapshot[0] == "PCG64":
+        _, value, increment, has_uint32, uinteger = snapshot
+        return {
+            "bit_generator": "PCG64",
+            "state": {"state": value, "inc": increment},
+            "has_uint32": has_uint32,
+            "uinteger": uinteger,
+        }
+    return _thaw(snapshot)
+
+
+def _rng_from_snapshot(snapshot: tuple) -> np.random.Generator:
+    bit_generator = getattr(np.random, _rng_state(snapshot)["bit_generator"])(_PLACEHOLDER_SEED)
+    bit_generator.state = _rng_state(snapshot)
     return np.random.Generator(bit_generator)
 
 
@@ -129,6 +149,9 @@ class TextEnv(gym.Env[str, str]):
         self.observation_space = text_space(observation_max_length)
         self.action_space = text_space(REPLY_MAX_LENGTH)
         self._task: Any = None
+        # A clone or a restored env keeps its RNG state as a snapshot until it first draws a number, so
+        # that branching never pays for building generators it does not use (deterministic games).
+        self._rng_pending: tuple | None = None
         self._turn = 0
         self._num_actions = 0
         self._episode_return = 0.0
@@ -196,7 +219,22 @@ class TextEnv(gym.Env[str, str]):
         return None
 
     # ------------------------------------------------------------------ Gymnasium API
+    @property
+    def np_random(self) -> np.random.Generator:
+        """The env's own RNG (Gymnasium's), built from a pending snapshot on first use."""
+        if self._np_random is None and self._rng_pending is not None:
+            self._np_random = _rng_from_snapshot(self._rng_pending)
+            self._rng_pending = None
+        return super().np_random
+
+    @np_random.setter
+    def np_random(self, value: np.random.Generator) -> None:
+        self._np_random = value
+        self._rng_pending = None
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict]:
+        if seed is not None:
+            self._rng_pending = None
         super().reset(seed=seed)
         self._new_task(dict(options or {}))
         self._turn = 0
@@ -262,13 +300,19 @@ class TextEnv(gym.Env[str, str]):
             type(self).__qualname__,
             self._task,
             self._get_dynamic(),
-            _freeze(self.np_random.bit_generator.state),
+            self._rng_now(),
             self._turn,
             self._num_actions,
             self._episode_return,
             self._terminated,
             self._truncated,
         )
+
+    def _rng_now(self) -> tuple:
+        """The RNG state as a snapshot, without building a generator that is still pending."""
+        if self._np_random is None and self._rng_pending is not None:
+            return self._rng_pending
+        return _rng_snapshot(self.np_random)
 
     def set_state(self, state: EnvState) -> None:
         """Restore a snapshot taken by ``get_state()`` of an env of the same class, exactly."""
@@ -277,7 +321,10 @@ class TextEnv(gym.Env[str, str]):
             raise TypeError(f"set_state() needs an EnvState of {type(self).__qualname__}, got {got}")
         self._task = state.task
         self._set_dynamic(state.dynamic)
-        self.np_random.bit_generator.state = _thaw(state.rng)
+        if self._np_random is None:
+            self._rng_pending = state.rng
+        else:
+            self._np_random.bit_generator.state = _rng_state(state.rng)
         self._turn = state.turn
         self._num_actions = state.num_actions
         self._episode_return = state.episode_return
@@ -292,7 +339,10 @@ class TextEnv(gym.Env[str, str]):
         that is how a search scores a candidate without seeing the slip the real step will get.
         """
         twin = copy.copy(self)
-        twin._np_random = copy_rng(self.np_random) if rng_seed is None else np.random.default_rng(rng_seed)
+        if rng_seed is None:
+            twin._rng_pending, twin._np_random = self._rng_now(), None
+        else:
+            twin._rng_pending, twin._np_random = None, np.random.default_rng(rng_seed)
         return twin
 
     # ------------------------------------------------------------------ helpers

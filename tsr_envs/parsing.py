@@ -21,7 +21,7 @@ Decisions, written down because the format is ambiguous:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 ACTION_SEPARATOR = "||"
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
@@ -31,8 +31,7 @@ _ECHO_LIMIT = 60
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
-@dataclass(frozen=True)
-class ParsedReply:
+class ParsedReply(NamedTuple):
     """What the parser read from one reply.
 
     ``error`` is ``None`` when the reply was well formed; otherwise it is a sentence that says what was

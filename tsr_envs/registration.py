@@ -31,6 +31,7 @@ class EnvSpec:
 
 
 _FROZENLAKE = "tsr_envs.frozenlake:FrozenLakeEnv"
+_SOKOBAN = "tsr_envs.sokoban:SokobanEnv"
 
 SPECS: tuple[EnvSpec, ...] = (
     EnvSpec("FrozenLake-v0", _FROZENLAKE, {"size": 4}, max_episode_steps=100),
@@ -38,6 +39,11 @@ SPECS: tuple[EnvSpec, ...] = (
     EnvSpec(
         "FrozenLake-Deterministic-v0", _FROZENLAKE, {"size": 4, "is_slippery": False}, max_episode_steps=100
     ),
+    EnvSpec("Sokoban-v0", _SOKOBAN, {"dim_room": (6, 6), "num_boxes": 1}, max_episode_steps=100),
+    EnvSpec("Sokoban-8x8-2box-v0", _SOKOBAN, {"dim_room": (8, 8), "num_boxes": 2}, max_episode_steps=100),
+    EnvSpec("Sokoban-10x10-3box-v0", _SOKOBAN, {"dim_room": (10, 10), "num_boxes": 3}, max_episode_steps=100),
+    EnvSpec("Boxoban-v0", "tsr_envs.sokoban:BoxobanEnv", max_episode_steps=100, requires=("level_file",)),
+    EnvSpec("WebShop-v0", "tsr_envs.webshop:WebShopEnv", {"catalog": "synthetic"}, max_episode_steps=15),
 )
 
 

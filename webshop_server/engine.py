@@ -352,17 +352,24 @@ class Engine:
         if record.asin == asin and record.page in (ITEM, *SUB_PAGES):
             actions += [f"click[{PREV}]"] if record.page != ITEM else []
         else:
-            actions += [f"click[{BACK_TO_SEARCH}]"] if record.page != SEARCH else []
             product = self.catalog.product(asin)
             candidates = (normalize_query(goal["query"]), normalize_query(product.title)[:MAX_QUERY_CHARS])
             query = next((q for q in candidates if asin in self.results(q)), candidates[-1])
-            actions.append(f"search[{query}]")
             position = self.results(query).index(asin) if asin in self.results(query) else 0
-            actions += [f"click[{NEXT}]"] * (position // RESULTS_PER_PAGE)
+            target_page = position // RESULTS_PER_PAGE + 1
+            if record.page == RESULTS and record.query == query:
+                # Already on the right results: page there (re-searching would loop a one-step re-planner).
+                moves = target_page - record.page_number
+                actions += [f"click[{NEXT}]"] * moves if moves > 0 else [f"click[{PREV}]"] * -moves
+            else:
+                actions += [f"click[{BACK_TO_SEARCH}]"] if record.page != SEARCH else []
+                actions.append(f"search[{query}]")
+                actions += [f"click[{NEXT}]"] * (target_page - 1)
             actions.append(f"click[{asin.lower()}]")
         wanted = goal["goal_options"]
         values = wanted.values() if isinstance(wanted, dict) else wanted
         offered = {v for _, vs in self.catalog.product(asin).options for v in vs}
-        actions += [f"click[{v}]" for v in values if v in offered]
+        chosen = set(dict(record.options).values()) if record.asin == asin else set()
+        actions += [f"click[{v}]" for v in values if v in offered and v not in chosen]
         actions.append(f"click[{BUY_NOW}]")
         return actions

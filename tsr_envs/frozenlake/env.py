@@ -15,7 +15,6 @@ from tsr_envs.core import TextEnv, Transition
 from tsr_envs.frozenlake.maps import MOVES, UNREACHABLE, LakeMap, check_random_map_parameters, random_map
 
 ACTIONS: tuple[str, ...] = tuple(name for name, _, _ in MOVES)
-TILE_SYMBOLS = {"S": "_", "F": "_", "H": "O", "G": "G"}
 PLAYER_SYMBOLS = {"S": "P", "F": "P", "H": "X", "G": "√"}
 
 INSTRUCTIONS = (
@@ -99,10 +98,11 @@ class FrozenLakeEnv(TextEnv):
 
     # -- views
     def _render(self) -> str:
-        lake = self._task.lake
-        cells = [TILE_SYMBOLS[tile] for tile in "".join(lake.rows)]
-        cells[self._position] = PLAYER_SYMBOLS[lake.tile(self._position)]
-        return "\n".join("".join(cells[row * lake.ncol : (row + 1) * lake.ncol]) for row in range(lake.nrow))
+        lake, cell = self._task.lake, self._position
+        rows = list(lake.symbol_rows)
+        row, col = divmod(cell, lake.ncol)
+        rows[row] = rows[row][:col] + PLAYER_SYMBOLS[lake.tile(cell)] + rows[row][col + 1 :]
+        return "\n".join(rows)
 
     def _success(self) -> bool:
         return self._task.lake.tile(self._position) == "G"

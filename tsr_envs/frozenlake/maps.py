@@ -14,6 +14,8 @@ import numpy as np
 #: Gymnasium's action order: the index of each move and its (row, column) offset.
 MOVES: tuple[tuple[str, int, int], ...] = (("Left", 0, -1), ("Down", 1, 0), ("Right", 0, 1), ("Up", -1, 0))
 UNREACHABLE = -1
+#: How each tile looks when the player is elsewhere (RAGEN's symbols).
+TILE_SYMBOLS = {"S": "_", "F": "_", "H": "O", "G": "G"}
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class LakeMap:
 
     rows: tuple[str, ...]
     distance: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    symbol_rows: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         widths = {len(row) for row in self.rows}
@@ -34,6 +37,8 @@ class LakeMap:
         if "S" not in cells or "G" not in cells:
             raise ValueError("a FrozenLake map needs at least one start cell S and one goal cell G")
         object.__setattr__(self, "distance", self._distances_to_goal())
+        symbols = tuple("".join(TILE_SYMBOLS[tile] for tile in row) for row in self.rows)
+        object.__setattr__(self, "symbol_rows", symbols)
 
     @classmethod
     def from_desc(cls, desc: list[str] | tuple[str, ...] | str) -> LakeMap:

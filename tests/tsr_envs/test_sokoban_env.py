@@ -1,0 +1,155 @@
+"""The Sokoban env: symbols, rewards, score, deadlock feedback, Boxoban files and their errors."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import tsr_envs  # noqa: F401
+from tests.conftest import require_shared_data
+from tsr_envs.sokoban import Board, BoxobanEnv, SokobanEnv, load_boxoban
+from tsr_envs.sokoban.env import STUCK_MESSAGE
+from tsr_envs.sokoban.solver import solve
+
+
+@pytest.fixture
+def make_level_env(tmp_path):
+    """An env playing one hand-made grid, written as a Boxoban file (the public way to fix a level)."""
+
+    def make(rows: list[str], **kwargs) -> SokobanEnv:
+        path = tmp_path / "level.txt"
+        path.write_text("; 0\n" + "\n".join(rows) + "\n")
+        env = SokobanEnv(level_file=path, max_actions_per_turn=10, **kwargs)
+        env.reset(seed=0)
+        return env
+
+    return make
+
+
+def test_render_uses_ragen_symbols(make_level_env):
+    env = make_level_env(["#######", "#+$ * #", "#     #", "#######"])
+    assert env.render() == "#######\n#SX_√_#\n#_____#\n#######"
+    env.step("Down")
+    assert env.render() == "#######\n#OX_√_#\n#P____#\n#######"
+
+
+def test_rewards_for_steps_pushes_on_and_off_targets_and_finishing(make_level_env):
+    env = make_level_env(["#######", "#@$. .#", "#   $ #", "#     #", "#######"])
+    _, reward, _, _, info = env.step("Up")  # into the wall: legal, ineffective, still costs
+    assert reward == pytest.approx(-0.1) and info["action_is_valid"] and not info["action_is_effective"]
+    _, reward, _, _, info = env.step("Right")  # box onto a target
+    assert reward == pytest.approx(0.9) and info["boxes_on_target"] == 1
+    _, reward, _, _, info = env.step("Right")  # and off it again
+    assert reward == pytest.approx(-1.1) and info["boxes_on_target"] == 0
+    _, reward, terminated, _, info = env.step("Right")  # onto the other target: 1 of 2
+    assert reward == pytest.approx(0.9) and not terminated and info["boxes_on_target"] == 1
+    _, reward, _, _, info = env.step("Right")  # the box is against the wall: unpushable
+    assert reward == pytest.approx(-0.1) and not info["action_is_effective"]
+    assert env.optimal_actions() == [
+        "Left",
+        "Down",
+        "Down",
+        "Right",
+        "Right",
+        "Up",
+        "Left",
+        "Down",
+        "Left",
+        "Up",
+    ]
+    _, reward, terminated, _, info = env.step(" || ".join(env.optimal_actions()))
+    assert terminated and info["success"] and info["score"] == 1.0 and info["boxes_on_target"] == 2
+    assert reward == pytest.approx(-1.0 + 1 + 10)
+
+
+def test_score_is_half_at_the_start_and_rises_along_the_optimal_plan():
+    env = SokobanEnv(max_actions_per_turn=1)
+    _, info = env.reset(seed=4)
+    assert info["score"] == 0.5
+    plan = env.optimal_actions()
+    scores = [env.step(action)[4]["score"] for action in plan]
+    assert scores == sorted(scores) and scores[-1] == 1.0
+    start = info["optimal_length"]
+    assert scores[0] == pytest.approx(start / (start + len(plan) - 1))
+
+
+def test_a_deadlock_scores_zero_says_so_and_does_not_end_the_episode(make_level_env):
+    env = make_level_env(["######", "#    #", "#@$ .#", "#    #", "######"])
+    _, _, terminated, truncated, info = env.step("Down || Right || Up")  # the box against the top wall
+    assert info["score"] == 0.0 and STUCK_MESSAGE in info["feedback"]
+    assert not terminated and not truncated and env.optimal_actions() is None
+    assert env.legal_actions() == ["Up", "Down", "Left", "Right"]
+
+
+def test_max_steps_truncates_after_100_actions_by_default(make_level_env):
+    env = make_level_env(["#####", "#@$.#", "#####"])
+    for _ in range(20):
+        _, _, terminated, truncated, _ = env.step("Left || Left || Left || Left || Left")
+    assert truncated and not terminated and env.unwrapped._num_actions == 100
+
+
+def test_the_env_passes_gymnasiums_checker():
+    check_env(gym.make("tsr/Sokoban-8x8-2box-v0").unwrapped)
+
+
+def test_boxoban_needs_level_file():
+    with pytest.raises(ValueError, match="level_file"):
+        gym.make("tsr/Boxoban-v0")
+    with pytest.raises(ValueError, match="level_file"):
+        BoxobanEnv()
+
+
+def test_bad_level_files_are_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        SokobanEnv(level_file=tmp_path / "missing.txt")
+    cases = {
+        "empty.txt": ("", "holds no levels"),
+        "no_header.txt": ("#####\n#@$.#\n#####\n", "line 1"),
+        "symbol.txt": ("; 0\n#####\n#@$?#\n#####\n", "line 2.*unknown symbol '\\?'"),
+        "two_players.txt": ("; 0\n#####\n#@$.#\n#@  #\n#####\n", "exactly one player"),
+        "counts.txt": ("; 0\n#####\n#@$.#\n#$  #\n#####\n", "as many boxes as targets"),
+    }
+    for name, (text, message) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            SokobanEnv(level_file=path)
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ValueError, match="not a text"):
+        SokobanEnv(level_file=tmp_path / "binary.txt")
+
+
+def test_level_index_option(make_level_env):
+    env = make_level_env(["#####", "#@$.#", "#####"])
+    _, info = env.reset(options={"level_index": 0})
+    assert info["level_index"] == 0
+    for bad in (1, -1, "0", True):
+        with pytest.raises(ValueError, match="level_index"):
+            env.reset(options={"level_index": bad})
+
+
+def test_real_boxoban_files_load():
+    path = require_shared_data("boxoban", "unfiltered_test_000.txt")
+    levels = load_boxoban(path)
+    assert len(levels) == 1000 and load_boxoban(path) is levels  # parsed once per process
+    assert all((level.board.height, level.board.width, len(level.boxes)) == (10, 10, 4) for level in levels)
+    env = gym.make("tsr/Boxoban-v0", level_file=str(path))
+    observation, info = env.reset(seed=0)
+    assert observation == levels[info["level_index"]].render()
+    for other in ("hard_000.txt", "medium_valid_000.txt"):
+        assert load_boxoban(require_shared_data("boxoban", other))
+
+
+def test_the_solver_solves_easy_boxoban_levels_within_budget():
+    path = require_shared_data("boxoban", "unfiltered_test_000.txt")
+    env = SokobanEnv(level_file=path, max_actions_per_turn=100)
+    for index in (2, 6, 10, 14, 16):  # levels our solver finishes in milliseconds
+        level = load_boxoban(path)[index]
+        board = Board(level.board.height, level.board.width, level.board.walls, level.board.targets)
+        entry = solve(board, level.player, level.boxes, time_limit=5.0)
+        _, info = env.reset(options={"level_index": index})
+        assert info["optimal_length"] == entry.distance > 0
+        actions = env.optimal_actions()
+        _, _, terminated, _, info = env.step(" || ".join(actions))
+        assert terminated and info["success"] and len(actions) == entry.distance
