@@ -24,11 +24,24 @@ def record_key(record: dict[str, Any]) -> RecordKey:
 
 
 class EpisodeRecorder:
-    """Builds the chat history an agent sees and the JSON record of one episode."""
+    """Builds the chat history an agent sees and the JSON record of one episode.
 
-    def __init__(self, agent: str, env_id: str, seed: int, observation: str, info: dict[str, Any]) -> None:
+    ``turn_limit`` is the episode's turn limit; the prompts then say how many turns are left, exactly as
+    ``tsr train`` shows them, so a trained model is evaluated on the prompts it learned from.
+    """
+
+    def __init__(
+        self,
+        agent: str,
+        env_id: str,
+        seed: int,
+        observation: str,
+        info: dict[str, Any],
+        turn_limit: int | None = None,
+    ) -> None:
         self.agent, self.env_id, self.seed = agent, env_id, seed
-        self.messages: list[Message] = initial_messages(observation, info)
+        self.turn_limit = turn_limit
+        self.messages: list[Message] = initial_messages(observation, info, turn_limit)
         self.reset_info = {key: value for key, value in info.items() if key != "instructions"}
         self.rewards: list[float] = []
         self.infos: list[dict[str, Any]] = []
@@ -48,8 +61,9 @@ class EpisodeRecorder:
         if reply is None:
             self.missing_replies += 1
         self.messages.append(reply_message(reply or ""))
-        self.messages.append(observation_message(observation, info))
         self.rewards.append(float(reward))
+        turns_left = None if self.turn_limit is None else self.turn_limit - len(self.rewards)
+        self.messages.append(observation_message(observation, info, turns_left))
         self.infos.append(info)
         self.terminated, self.truncated = bool(terminated), bool(truncated)
         self.done = self.terminated or self.truncated
@@ -121,7 +135,8 @@ def play_lockstep(
     recorders, players = [], []
     for env, seed in zip(envs, seeds, strict=True):
         observation, info = env.reset(seed=seed)
-        recorders.append(EpisodeRecorder(agent.name, env_id, seed, observation, info))
+        limit = env.spec.max_episode_steps if env.spec is not None else None
+        recorders.append(EpisodeRecorder(agent.name, env_id, seed, observation, info, limit))
         players.append(begin_episode(agent, env.unwrapped, seed))
     live = list(range(len(recorders)))
     while live:
@@ -141,7 +156,9 @@ def play_arena(
     for k, (arena, seed) in enumerate(zip(arenas, seeds, strict=True)):
         observations, infos = arena.reset(seed=seed)
         for label in arena.agents:
-            recorders[k, label] = EpisodeRecorder(label, env_id, seed, observations[label], infos[label])
+            recorders[k, label] = EpisodeRecorder(
+                label, env_id, seed, observations[label], infos[label], arena.max_turns
+            )
             players[k, label] = begin_episode(agents[label], arena.env(label), seed)
     while live := [(k, label) for k, arena in enumerate(arenas) for label in arena.agents]:
         replies = dict(
