@@ -150,3 +150,28 @@ def test_bad_arguments_are_clear_errors(kwargs):
 
 def test_lake_map_accepts_gymnasium_desc_forms():
     assert LakeMap.from_desc("SF\nHG") == LakeMap.from_desc(["SF", "HG"])
+
+
+def test_slippery_oracle_beats_walking_the_shortest_path():
+    """On slippery ice the oracle plays a success-maximising policy, one action per turn."""
+    desc = MAPS["8x8"]
+
+    def success_rate(policy) -> float:
+        wins = 0
+        for seed in range(150):
+            env = FrozenLakeEnv(desc=desc, success_rate=0.6, max_actions_per_turn=1)
+            env.reset(seed=seed)
+            for _ in range(200):
+                *_, terminated, _, info = env.step(policy(env))
+                if terminated:
+                    wins += info["success"]
+                    break
+        return wins / 150
+
+    def shortest_path(env):
+        lake = env._task.lake
+        return ACTIONS[lake.downhill_move(env._position)]
+
+    oracle = success_rate(lambda env: env.optimal_actions()[0])
+    assert oracle > success_rate(shortest_path) + 0.15
+    assert oracle > 0.6

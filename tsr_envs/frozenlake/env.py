@@ -65,6 +65,8 @@ class FrozenLakeEnv(TextEnv):
         fail = (1.0 - self.success_rate) / 2.0
         self._cumulative = (fail, fail + self.success_rate)
         self._position = 0
+        # The oracle's value table for the current map (a cache, shared with clones; not episode state).
+        self._policy_cache: dict[str, Any] = {}
 
     # -- instance
     def _new_task(self, options: dict[str, Any]) -> None:
@@ -130,11 +132,28 @@ class FrozenLakeEnv(TextEnv):
         return INSTRUCTIONS.format(slip=slip, max_actions=self.max_actions_per_turn)
 
     def optimal_actions(self) -> list[str] | None:
-        """The shortest path to the goal, or ``None`` if it is unreachable (re-plan on slippery ice)."""
+        """The oracle's plan; ``None`` when the goal cannot be reached.
+
+        On deterministic ice: a shortest path to the goal.  On slippery ice a fixed plan is not optimal, so
+        this returns one action, the first of a policy that maximises the probability of reaching the
+        goal (value iteration, cached per map); call it again after each step.
+        """
         lake, cell, plan = self._task.lake, self._position, []
         if lake.distance[cell] == UNREACHABLE or lake.tile(cell) == "H":
             return None
+        if self.stochastic:
+            if lake.tile(cell) == "G":
+                return []
+            values = self._success_values()[cell]
+            return [ACTIONS[max(range(len(ACTIONS)), key=lambda move: (values[move], -move))]]
         while (move := lake.downhill_move(cell)) is not None:
             plan.append(ACTIONS[move])
             cell = lake.neighbour(cell, move)
         return plan
+
+    def _success_values(self) -> tuple:
+        key = (self._task.lake, self.success_rate)
+        if self._policy_cache.get("key") != key:
+            self._policy_cache.clear()
+            self._policy_cache.update(key=key, values=self._task.lake.success_values(self.success_rate))
+        return self._policy_cache["values"]

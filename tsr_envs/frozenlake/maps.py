@@ -76,6 +76,44 @@ class LakeMap:
                 return move
         return None
 
+    def success_values(
+        self, success_rate: float, discount: float = 0.995, sweeps: int = 1000, tolerance: float = 1e-12
+    ) -> tuple:
+        """For slippery ice: the discounted probability of reaching the goal, per cell and move.
+
+        Value iteration over Gymnasium's transition model (intended move with ``success_rate``, each
+        perpendicular move with half the rest).  The discount makes the policy prefer quick routes: an
+        undiscounted one can dither safely against walls until the turn limit.  Returns ``q[cell][move]``;
+        the oracle plays the argmax.
+        """
+        fail = (1.0 - success_rate) / 2.0
+        size, moves = self.nrow * self.ncol, len(MOVES)
+        value = [1.0 if self.tile(cell) == "G" else 0.0 for cell in range(size)]
+        outcomes = [
+            [
+                [
+                    (p, self.neighbour(cell, (move + k) % moves))
+                    for k, p in ((-1, fail), (0, success_rate), (1, fail))
+                ]
+                for move in range(moves)
+            ]
+            for cell in range(size)
+        ]
+        q = [[0.0] * moves for _ in range(size)]
+        for _ in range(sweeps):
+            change = 0.0
+            for cell in range(size):
+                if self.tile(cell) in "GH":
+                    continue
+                q[cell] = [
+                    discount * sum(p * value[nxt] for p, nxt in outcomes[cell][move]) for move in range(moves)
+                ]
+                best = max(q[cell])
+                change, value[cell] = max(change, abs(best - value[cell])), best
+            if change < tolerance:
+                break
+        return tuple(tuple(row) for row in q)
+
     def _distances_to_goal(self) -> tuple[int, ...]:
         size = self.nrow * self.ncol
         distance = [UNREACHABLE] * size
