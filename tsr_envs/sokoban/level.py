@@ -64,6 +64,8 @@ class Board:
     #: ``dead[cell]``: a box there can never reach any target
     dead: tuple[bool, ...] = field(init=False, repr=False, compare=False)
     target_set: frozenset[int] = field(init=False, repr=False, compare=False)
+    #: the rendered grid without player and boxes, newlines included (see ``render``)
+    background: tuple[str, ...] = field(init=False, repr=False, compare=False)
     #: the solver's cache: state -> ``solver.Entry`` (exact distances; see ``tsr_envs.sokoban.solver``)
     solutions: dict[Any, Any] = field(init=False, repr=False, compare=False)
 
@@ -86,6 +88,7 @@ class Board:
             "push_distances": push_distances,
             "dead": tuple(min(row) == UNREACHABLE for row in push_distances),
             "target_set": frozenset(self.targets),
+            "background": self._background(),
             "solutions": {},
         }
         for name, value in values.items():
@@ -129,20 +132,22 @@ class Board:
         return boxes == self.target_set
 
     def render(self, player: int, boxes: frozenset[int]) -> str:
-        """The grid in RAGEN's symbols, one row per line."""
-        targets, walls = self.target_set, self.walls
+        """The grid in RAGEN's symbols, one row per line: the background with boxes and player drawn in."""
+        symbols, targets, stride = list(self.background), self.target_set, self.width + 1
+        for box in boxes:
+            symbols[box // self.width * stride + box % self.width] = BOX_ON_TARGET if box in targets else BOX
+        symbols[player // self.width * stride + player % self.width] = (
+            PLAYER_ON_TARGET if player in targets else PLAYER
+        )
+        return "".join(symbols)
+
+    def _background(self) -> tuple[str, ...]:
         symbols = []
-        for cell in range(self.size):
-            if cell in walls:
-                symbols.append(WALL)
-            elif cell == player:
-                symbols.append(PLAYER_ON_TARGET if cell in targets else PLAYER)
-            elif cell in boxes:
-                symbols.append(BOX_ON_TARGET if cell in targets else BOX)
-            else:
-                symbols.append(TARGET if cell in targets else FLOOR)
-        width = self.width
-        return "\n".join("".join(symbols[start : start + width]) for start in range(0, self.size, width))
+        for cell in range(self.height * self.width):
+            if cell and cell % self.width == 0:
+                symbols.append("\n")
+            symbols.append(WALL if cell in self.walls else TARGET if cell in self.targets else FLOOR)
+        return tuple(symbols)
 
     def _step_tables(self) -> tuple[tuple[int, ...], ...]:
         height, width, walls = self.height, self.width, self.walls
