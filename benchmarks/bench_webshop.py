@@ -3,6 +3,17 @@
     python benchmarks/bench_webshop.py                       # sizes 1k, 10k, 100k (each in a fresh process)
     python benchmarks/bench_webshop.py --sizes 1000 10000 --json out.json
     python benchmarks/bench_webshop.py --reward-agreement    # needs ../shared/data/webshop
+    python benchmarks/bench_webshop.py --http                # loopback requests/s, 1/4/8 concurrent clients
+    python benchmarks/bench_webshop.py --transports          # env steps/s: inprocess, http, browser
+    python benchmarks/bench_webshop.py --original            # original stack's published costs beside ours
+    python benchmarks/bench_webshop.py --http --transports --original --json out.json
+
+``--http`` starts waitress (threads=8) on 127.0.0.1 with an ephemeral port in a subprocess for a synthetic
+catalogue (``--products``, default 10k) and runs each client count until ``--max-requests`` requests or
+``--max-seconds`` seconds, whichever comes first; the server is stopped at the end (see
+``bench_webshop_http.py`` for the episode script). With any of ``--http/--transports/--original`` the JSON
+file holds ``{"http": [...], "transports": [...], "original_stack": [...]}`` (the sections run); otherwise
+it holds the list of rows as before.
 
 Goals (not asserted in tests): start-up (generation + index) < 2 s and search p50 < 5 ms at 10k products,
 memory < 1 GB at 100k. Memory is the resident-set growth of a fresh process while it builds the catalogue.
@@ -93,13 +104,17 @@ def run_sizes(sizes: list[int], seed: int) -> list[dict]:
     return rows
 
 
-def print_table(rows: list[dict]) -> None:
-    columns = list(rows[0])
-    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
-    print(" | ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
-    print("-+-".join("-" * w for w in widths))
-    for row in rows:
-        print(" | ".join(str(row[c]).rjust(w) for c, w in zip(columns, widths, strict=True)))
+def print_table(rows: list[dict], title: str | None = None) -> None:
+    """A Markdown table (columns: the union of the rows' keys, in first-seen order)."""
+    if title:
+        print(f"\n### {title}\n")
+    columns = list(dict.fromkeys(c for row in rows for c in row))
+    cells = [[str(row.get(c, "")).replace("|", "\\|") for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print("| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in cells:
+        print("| " + " | ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) + " |")
 
 
 def _all_token_nouns(title: str) -> list[str]:
@@ -175,6 +190,35 @@ def _type_term_rows(label: str, sample: list) -> list[dict]:
     ]
 
 
+def run_http_sections(args: argparse.Namespace) -> dict:
+    """The ``--http``, ``--transports`` and ``--original`` sections; prints each table as it completes."""
+    import bench_webshop_http as web
+
+    sections: dict = {}
+    ours: dict = {}
+    if args.http:
+        rows = web.http_throughput(args.products, args.seed, tuple(args.clients), args.max_requests,
+                                   args.max_seconds)
+        sections["http"] = rows
+        print_table(rows, f"HTTP API on 127.0.0.1 (waitress threads=8, server in a subprocess, "
+                          f"<= {args.max_requests} requests or {args.max_seconds:g} s per setting)")
+        best = max(rows, key=lambda r: r["requests_per_s"])
+        ours["http"] = (f"{best['requests_per_s']} requests/s with {best['clients']} client(s), p50 "
+                        f"{best['p50_ms']} ms ({args.products} products, this machine)")
+    if args.transports:
+        rows = web.transport_steps(args.products, args.seed, args.max_seconds)
+        sections["transports"] = rows
+        print_table(rows, "tsr/WebShop-v0 step() per transport (same episode scripts; resets not timed)")
+    if args.original:
+        rows = web.original_stack(ours)
+        if args.check_registry:
+            rows.append({"item": "pyserini on the registry", "original (published)": "",
+                         "ours": web.check_registry(), "source": "checked on this machine"})
+        sections["original_stack"] = rows
+        print_table(rows, "Original stack (published costs) beside ours")
+    return sections
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -183,10 +227,24 @@ def main() -> None:
     parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--reward-agreement", action="store_true", help="type-term agreement on real data")
     parser.add_argument("--pairs", type=int, default=20_000, help="random pairs for --reward-agreement")
+    parser.add_argument("--http", action="store_true", help="loopback HTTP requests/s, concurrent clients")
+    parser.add_argument("--transports", action="store_true", help="env steps/s per transport")
+    parser.add_argument("--original", action="store_true", help="original stack's published costs")
+    parser.add_argument("--check-registry", action="store_true",
+                        help="with --original: ask pip whether pyserini is on the registry")
+    parser.add_argument("--products", type=int, default=10_000, help="catalogue size for --http/--transports")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--max-requests", type=int, default=2000, help="per --http setting")
+    parser.add_argument("--max-seconds", type=float, default=20.0, help="per --http setting / transport")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if args.one_size:
         print(json.dumps(measure_size(args.one_size, args.seed)))
+        return
+    if args.http or args.transports or args.original:
+        sections = run_http_sections(args)
+        if args.json:
+            args.json.write_text(json.dumps(sections, indent=2) + "\n")
         return
     if args.reward_agreement:
         rows = reward_agreement(args.pairs, args.seed)

@@ -155,16 +155,21 @@ class BrowserTransport(Transport):
         self.browser.on_screen = self
 
     def _load_after(self, interaction: Any) -> None:
-        """Run ``interaction`` and wait until the page it opens has loaded (the old page went stale)."""
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions
+        """Run ``interaction`` and wait until the page it opens has loaded.
+
+        The old page is marked with a script variable; a new document does not have it.  (Waiting for the
+        old ``<html>`` element to go stale is racy: Chromium can answer the staleness probe with an
+        inspector error while it swaps documents.)
+        """
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        old_page = self.driver.find_element(By.TAG_NAME, "html")
+        self.driver.execute_script("window.__tsrOldPage = true;")
         interaction()
-        wait = WebDriverWait(self.driver, self.browser.timeout)
-        wait.until(expected_conditions.staleness_of(old_page))
-        wait.until(lambda driver: driver.execute_script("return document.readyState") == "complete")
+        wait = WebDriverWait(
+            self.driver, self.browser.timeout, poll_frequency=0.01, ignored_exceptions=(WebDriverException,)
+        )
+        wait.until(lambda driver: driver.execute_script(_NEW_PAGE_LOADED))
 
     def _observation(self) -> str:
         text = self.driver.execute_script(_READ_OBSERVATION)
@@ -174,6 +179,7 @@ class BrowserTransport(Transport):
         return text
 
 
+_NEW_PAGE_LOADED = "return window.__tsrOldPage === undefined && document.readyState === 'complete';"
 _URL_APPS: dict[Any, Any] = {}
 
 

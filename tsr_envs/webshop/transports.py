@@ -94,6 +94,18 @@ class _PrivateServer:
         self.thread = threading.Thread(target=self.server.run, name="webshop-private-server", daemon=True)
         self.thread.start()
 
+    def stop(self) -> None:
+        """Finish the requests in flight, then close every socket from the server's own loop thread.
+
+        Closing from another thread races with the loop and the workers (waitress then reports a bad
+        file descriptor); its trigger runs the close inside the loop, which then ends by itself.
+        """
+        from waitress import wasyncore
+
+        self.server.task_dispatcher.shutdown()
+        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
+        self.thread.join(timeout=5)
+
 
 _SERVERS: dict[CatalogKey, _PrivateServer] = {}
 _SERVERS_LOCK = threading.Lock()
@@ -118,8 +130,7 @@ def release_private_server(key: CatalogKey) -> None:
         server.users -= 1
         if server.users <= 0:
             del _SERVERS[key]
-            server.server.close()
-            server.thread.join(timeout=5)
+            server.stop()
 
 
 class ShopClient:
