@@ -76,17 +76,22 @@ def rate(operation: Callable[[], object], seconds: float) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- our envs
-def ours(env_id: str) -> Subject:
-    env = gym.make(env_id).unwrapped
+#: Gymnasium's default 4x4 map, so our FrozenLake can be timed on exactly the peer's task.
+GYMNASIUM_4X4 = ["SFFF", "FHFH", "FFFH", "HFFG"]
+SAME_MAP = "tsr/FrozenLake-v0 (Gymnasium's 4x4 map)"
+
+
+def ours(env_id: str, label: str | None = None, **kwargs: object) -> Subject:
+    env = gym.make(env_id, **kwargs).unwrapped
     env.reset(seed=0)
     actions = env.legal_actions()
     rng = np.random.default_rng(0)
-    seeds = iter(range(1, 10**9))
 
+    # Like the peers: seeded once, then ``reset()`` continues the env's own random stream.
     def step() -> None:
         _, _, terminated, truncated, _ = env.step(actions[int(rng.integers(len(actions)))])
         if terminated or truncated:
-            env.reset(seed=next(seeds))
+            env.reset()
 
     state = env.get_state()
 
@@ -94,10 +99,7 @@ def ours(env_id: str) -> Subject:
         env.clone()
         env.set_state(state)
 
-    def reset() -> None:
-        env.reset(seed=next(seeds))
-
-    subject = Subject(env_id, step, clone_restore, lambda: env.set_state(state), reset)
+    subject = Subject(label or env_id, step, clone_restore, lambda: env.set_state(state), env.reset)
     if env_id in SOKOBAN_SIZES:
         dim_room, num_boxes = SOKOBAN_SIZES[env_id]
         level_rng = np.random.default_rng(0)
@@ -255,16 +257,16 @@ def ratios(rows: list[dict]) -> dict[str, float | str]:
 
     goals: dict[str, float | str] = {
         "FrozenLake step vs Gymnasium step+render (goal >= 0.5)": ratio(
-            "tsr/FrozenLake-v0", "step_per_s", "gymnasium FrozenLake-v1 (step+render ansi)"
+            SAME_MAP, "step_per_s", "gymnasium FrozenLake-v1 (step+render ansi)"
         ),
-        "FrozenLake step vs Gymnasium raw step": ratio(
-            "tsr/FrozenLake-v0", "step_per_s", "gymnasium FrozenLake-v1 (raw step)"
+        "FrozenLake step vs Gymnasium raw step, same map (goal >= 0.5)": ratio(
+            SAME_MAP, "step_per_s", "gymnasium FrozenLake-v1 (raw step)"
         ),
         "FrozenLake clone+restore vs Gymnasium deepcopy (goal >= 20)": ratio(
-            "tsr/FrozenLake-v0", "clone_restore_per_s", "gymnasium FrozenLake-v1 (raw step)"
+            SAME_MAP, "clone_restore_per_s", "gymnasium FrozenLake-v1 (raw step)"
         ),
         "FrozenLake clone+restore vs TextArena deepcopy (goal >= 20)": ratio(
-            "tsr/FrozenLake-v0", "clone_restore_per_s", "textarena FrozenLake-v0"
+            SAME_MAP, "clone_restore_per_s", "textarena FrozenLake-v0"
         ),
         "Sokoban clone+restore vs TextArena deepcopy (goal >= 20)": ratio(
             "tsr/Sokoban-v0", "clone_restore_per_s", "textarena Sokoban-v0"
@@ -286,7 +288,12 @@ def ratios(rows: list[dict]) -> dict[str, float | str]:
 
 
 def run_throughput(seconds: float, out: Path) -> None:
-    subjects = [ours("tsr/FrozenLake-v0"), gymnasium_frozenlake(False), gymnasium_frozenlake(True)]
+    subjects = [
+        ours("tsr/FrozenLake-v0", "tsr/FrozenLake-v0 (random map each reset)"),
+        ours("tsr/FrozenLake-v0", "tsr/FrozenLake-v0 (Gymnasium's 4x4 map)", desc=GYMNASIUM_4X4),
+        gymnasium_frozenlake(False),
+        gymnasium_frozenlake(True),
+    ]
     subjects.append(textarena("FrozenLake-v0"))
     for env_id, (dim_room, num_boxes) in SOKOBAN_SIZES.items():
         subjects += [ours(env_id), gym_sokoban(dim_room, num_boxes)]

@@ -196,13 +196,6 @@ class WebShopEnv(TextEnv):
         twin._transport = self._transport.fork(self._record)
         return twin  # type: ignore[return-value]
 
-    def __copy__(self) -> WebShopEnv:
-        """A shallow copy sharing shop and transport (``clone()`` then forks the transport); without this,
-        ``copy.copy`` would go through ``__getstate__``/``__setstate__`` and open a transport per copy."""
-        twin = object.__new__(type(self))
-        twin.__dict__.update(self.__dict__)
-        return twin
-
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         for name in ("_shop", "_transport", "_observation"):
