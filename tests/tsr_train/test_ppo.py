@@ -1,0 +1,78 @@
+"""PPO with a value head and GAE over model tokens: the maths, training, KL reference and exact resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.tsr_train.training_utils import assert_finite_metrics, same_weights, tiny_config, weights
+from tsr_train.cli import train
+from tsr_train.metrics import read_metrics
+from tsr_train.ppo import gae, make_batch
+from tsr_train.trajectory import Trajectory
+
+
+def test_gae_runs_over_model_tokens_only():
+    # positions: model, model, env, env, model (last); reward 1 on the last model token
+    mask = torch.tensor([[1.0, 1.0, 0.0, 0.0, 1.0]])
+    rewards = torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0]])
+    values = torch.tensor([[0.2, 0.4, 9.0, 9.0, 0.5]])  # env-token values must be ignored
+    advantages, returns = gae(rewards, values, mask, gamma=1.0, lam=1.0)
+    assert torch.allclose(advantages, torch.tensor([[0.8, 0.6, 0.0, 0.0, 0.5]]))
+    assert torch.allclose(returns, torch.tensor([[1.0, 1.0, 0.0, 0.0, 1.0]]))
+
+    advantages, _ = gae(rewards, values, mask, gamma=0.5, lam=1.0)
+    # discounting counts model tokens: the first token is 2 steps before the reward, not 4
+    assert advantages[0, 0].item() == pytest.approx(0.25 - 0.2)
+    advantages, _ = gae(rewards, values, mask, gamma=1.0, lam=0.0)  # one-step TD errors
+    assert torch.allclose(advantages, torch.tensor([[0.2, 0.1, 0.0, 0.0, 0.5]]))
+
+
+def test_batch_aligns_action_mask_with_next_token():
+    t = Trajectory("tsr/FrozenLake-v0", 0, prompt_ids=[5, 6], completion_ids=[7, 8, 9], env_mask=[1, 0, 1])
+    batch = make_batch([t], [1.0], pad_id=0, device="cpu")
+    assert batch.input_ids.tolist() == [[5, 6, 7, 8, 9]]
+    assert batch.targets.tolist() == [[6, 7, 8, 9]]
+    assert batch.action_mask.tolist() == [[0.0, 1.0, 0.0, 1.0]]  # prompt token 6 is not an action
+
+
+@pytest.mark.slow
+def test_ppo_steps_change_weights_and_log_finite_metrics(tiny_model_dir, tmp_path):
+    config = tiny_config(tiny_model_dir, tmp_path / "run", "ppo", rollout_filter_ratio=0.5)
+    config.ppo.kl_coef = 0.05
+    final = train(config)
+    assert not same_weights(weights(final), weights(tiny_model_dir))
+    records = assert_finite_metrics(
+        tmp_path / "run",
+        2,
+        "loss",
+        "policy_loss",
+        "value_loss",
+        "kl_ref",
+        "approx_kl",
+        "rollout/success",
+        "rollout/score",
+        "rollout/invalid_rate",
+        "search/candidates_generated",
+        "filter/kept_fraction",
+    )
+    assert records[0]["filter/kept_fraction"] == 0.5
+    assert records[1]["kl_ref"] != 0.0  # the policy moved away from the frozen reference after one step
+    assert (tmp_path / "run" / "learning_curve.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_ppo_resume_continues_bit_for_bit(tiny_model_dir, tmp_path):
+    def config(run: str, steps: int):
+        return tiny_config(tiny_model_dir, tmp_path / run, "ppo", steps=steps, rollout_max_turns=1)
+
+    straight = train(config("a", 4))
+    train(config("b", 2))
+    resumed = train(config("b", 4), resume=True)
+    assert same_weights(weights(straight), weights(resumed))
+    a, b = read_metrics(tmp_path / "a" / "metrics.jsonl"), read_metrics(tmp_path / "b" / "metrics.jsonl")
+    assert [r["step"] for r in b] == [1, 2, 3, 4]
+    strip = ("step_time_s", "search/wall_time_s")
+    assert [{k: v for k, v in r.items() if k not in strip} for r in a] == [
+        {k: v for k, v in r.items() if k not in strip} for r in b
+    ]

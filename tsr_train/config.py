@@ -1,0 +1,167 @@
+"""Configuration of a training run, as plain dataclasses (the TRL style: one field per knob, documented).
+
+``TrainConfig`` is what ``tsr train`` builds from its flags and what ``experiments.py`` builds in code; it
+is saved next to the checkpoints (``config.json``) so that a resumed run can check it is resuming the same
+experiment.  Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ALGOS = ("grpo", "ppo")
+#: What a trajectory is rewarded with: the env's summed reward, 1.0/0.0 for solved, or the final ``score``.
+REWARDS = ("return", "success", "score")
+REPORT_TO = ("none", "tensorboard", "wandb")
+#: Held-out evaluation seeds start here, far from the training seeds ``0 .. steps * seeds_per_step``.
+EVAL_SEED_BASE = 1_000_000
+#: where both trainers put ``checkpoint-<step>`` folders, under the run's ``out_dir``
+CHECKPOINTS_DIR = "checkpoints"
+
+
+@dataclass
+class RolloutConfig:
+    """How the trajectories of one optimizer step are collected."""
+
+    env_id: str = "tsr/FrozenLake-v0"
+    #: rollout strategy spec for ``tsr_train.strategies.make_strategy`` ("naive", "best-of-4", "beam-2x3")
+    search: str = "naive"
+    max_turns: int = 5
+    #: distinct env instances (seeds) per optimizer step: the number of groups
+    seeds_per_step: int = 4
+    #: trajectories per seed: the group GRPO normalises over and the filter measures the spread of
+    group_size: int = 4
+    reward: str = "return"
+    #: keep this fraction of groups, those with the largest reward spread (1.0 = no filtering)
+    filter_ratio: float = 1.0
+    max_new_tokens: int = 48
+    temperature: float = 1.0
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.reward not in REWARDS:
+            raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
+        if not 0.0 < self.filter_ratio <= 1.0:
+            raise ValueError(f"filter ratio must be in (0, 1], got {self.filter_ratio}")
+        for name in ("max_turns", "seeds_per_step", "group_size", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass
+class GRPOSettings:
+    """The GRPO knobs passed through to ``trl.GRPOConfig`` (StarPO-S defaults: no KL, clip-higher)."""
+
+    beta: float = 0.0
+    epsilon: float = 0.2
+    epsilon_high: float = 0.28
+    loss_type: str = "dapo"
+    scale_rewards: str = "group"
+
+
+@dataclass
+class PPOSettings:
+    """PPO with a value head and GAE over model tokens (RAGEN's defaults: gamma = lambda = 1)."""
+
+    gamma: float = 1.0
+    lam: float = 1.0
+    clip_range: float = 0.2
+    clip_range_value: float = 0.2
+    vf_coef: float = 0.5
+    #: per-token KL penalty to a frozen copy of the initial model, added to the reward (0 = no reference)
+    kl_coef: float = 0.0
+    entropy_coef: float = 0.0
+    #: passes over each rollout batch, each split into ``minibatches`` gradient updates; a training *step*
+    #: is one rollout batch with all its updates, so step counts compare across algorithms and searches
+    epochs: int = 2
+    minibatches: int = 1
+    max_grad_norm: float = 1.0
+    whiten_advantages: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """A whole run: algorithm, model, optimisation, output."""
+
+    algo: str = "grpo"
+    #: a Hugging Face causal LM (local path or hub id); ``None`` = the embedded tiny model
+    model: str | None = None
+    steps: int = 20
+    learning_rate: float = 1e-4
+    seed: int = 0
+    out_dir: str = "runs/tsr-train"
+    #: checkpoint every this many steps (and always at the end)
+    save_every: int = 10
+    report_to: str = "none"
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    grpo: GRPOSettings = field(default_factory=GRPOSettings)
+    ppo: PPOSettings = field(default_factory=PPOSettings)
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGOS:
+            raise ValueError(f"algo must be one of {', '.join(ALGOS)}, got {self.algo!r}")
+        if self.report_to not in REPORT_TO:
+            raise ValueError(f"report-to must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.save_every < 1:
+            raise ValueError(f"save-every must be at least 1, got {self.save_every}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"lr must be positive, got {self.learning_rate}")
+        if self.algo == "grpo" and self.rollout.group_size < 2:
+            raise ValueError("GRPO needs a group size of at least 2 (its baseline is the group mean)")
+
+    @property
+    def train_seeds(self) -> list[int]:
+        """The env seeds of the whole run, one per group: step ``i`` uses the ``i``-th slice."""
+        return list(range(self.steps * self.rollout.seeds_per_step))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        nested = {"rollout": RolloutConfig, "grpo": GRPOSettings, "ppo": PPOSettings}
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {
+            key: (nested[key](**value) if key in nested else value)
+            for key, value in data.items()
+            if key in known
+        }
+        return cls(**kwargs)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        return cls.from_dict(json.loads(path.read_text()))
+
+
+def latest_checkpoint(out_dir: str | Path) -> Path | None:
+    """The ``checkpoint-<step>`` folder with the highest step under ``out_dir/checkpoints``, if any."""
+    prefix = "checkpoint-"
+    folders = [
+        p for p in (Path(out_dir) / CHECKPOINTS_DIR).glob(prefix + "*") if p.name[len(prefix) :].isdigit()
+    ]
+    return max(folders, key=lambda p: int(p.name[len(prefix) :]), default=None)
+
+
+def checkpoint_step(checkpoint: Path | None) -> int:
+    """The step a ``checkpoint-<step>`` folder was saved at (0 for none)."""
+    return 0 if checkpoint is None else int(checkpoint.name.rsplit("-", 1)[1])
+
+
+def rollout_seed(run_seed: int, step: int, process_index: int = 0) -> int:
+    """The seed of the rollout strategy's generator at one step of one process.
+
+    Derived, not carried: a strategy made afresh from it at step ``step`` draws the same random streams
+    (honest clones of stochastic envs) as in an uninterrupted run, which is what makes resume exact.
+    """
+    return int(np.random.SeedSequence([run_seed, step, process_index]).generate_state(1)[0])

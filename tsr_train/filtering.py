@@ -1,0 +1,62 @@
+"""Instance filtering: train only on the groups whose outcome is still uncertain.
+
+RAGEN's StarPO-S (notes/tsr_ragen.md §2.5) sorts the prompt groups of a batch by the standard deviation of
+their trajectories' rewards and keeps the top fraction.  A group whose trajectories all got the same reward
+carries no preference signal (its GRPO advantages are zero) but still costs a forward/backward pass and,
+for PPO, pulls the critic towards states the policy already handles; dropping it concentrates the update on
+the instances the policy can still learn from.  Search makes the trajectories of a group more alike, which
+is why TSR pairs it with this filter.
+
+Both trainers use the same functions: ``trajectory_reward`` says what a trajectory earned, ``group_spread``
+defines "uncertain", ``kept_groups`` picks the groups.  How a dropped group is removed is each trainer's
+business (GRPO masks its tokens, PPO drops it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tsr_train.trajectory import Trajectory
+
+
+def trajectory_reward(trajectory: Trajectory, kind: str) -> float:
+    """The scalar a trajectory is trained on: ``"return"``, ``"success"`` (1/0) or final ``"score"``."""
+    if kind == "return":
+        return float(trajectory.episode_return)
+    if kind == "success":
+        return float(trajectory.success)
+    if kind == "score":
+        return float(trajectory.final_score)
+    raise ValueError(f"unknown reward {kind!r}; expected return, success or score")
+
+
+def group_spread(rewards: Sequence[float]) -> float:
+    """The population standard deviation of one group's rewards (0.0 for a group of one)."""
+    if len(rewards) < 2:
+        return 0.0
+    mean = sum(rewards) / len(rewards)
+    return math.sqrt(sum((reward - mean) ** 2 for reward in rewards) / len(rewards))
+
+
+def num_kept(num_groups: int, ratio: float) -> int:
+    """How many of ``num_groups`` a filter with ``ratio`` keeps: the fraction rounded up, at least one."""
+    if not 0.0 < ratio <= 1.0:
+        raise ValueError(f"filter ratio must be in (0, 1], got {ratio!r}")
+    if num_groups == 0:
+        return 0
+    return max(1, math.ceil(ratio * num_groups - 1e-9))
+
+
+def kept_groups(group_rewards: Sequence[Sequence[float]], ratio: float) -> list[int]:
+    """Indices of the groups to train on: the ``ratio`` fraction with the largest reward spread.
+
+    Ties keep the earlier group, so the choice is deterministic; the indices come back in ascending order
+    so that callers preserve the batch's order.  ``ratio=1.0`` keeps everything.
+    """
+    count = num_kept(len(group_rewards), ratio)
+    spreads = [group_spread(rewards) for rewards in group_rewards]
+    ranked = sorted(range(len(spreads)), key=lambda index: (-spreads[index], index))
+    return sorted(ranked[:count])

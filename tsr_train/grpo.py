@@ -1,0 +1,213 @@
+"""GRPO through TRL: the one module that speaks ``trl.GRPOTrainer``'s ``rollout_func`` contract.
+
+TRL owns the optimisation (group-normalised advantages, clipped loss, optimizer, checkpoints with RNG
+states, ``report_to``); this module only tells it where trajectories come from.  The ``rollout_func`` hook
+is experimental in TRL 1.16 (notes/trl.md §1.2, §4), so everything that depends on its shape lives here:
+
+* the dataset is one string per env instance, ``"seed:<n>"``; TRL repeats each one ``num_generations``
+  times consecutively, so rows ``[k*K, (k+1)*K)`` of a call are one group = ``K`` trajectories of one seed;
+* ``SearchRollout.__call__`` decodes the seeds, runs the rollout strategy (naive or search) with the
+  trainer's current weights, and returns the trajectories' exact token ids with ``env_mask`` (1 = model
+  token, trained; 0 = env token, context only) — nothing is re-tokenised;
+* instance filtering masks every token of a dropped group (``env_mask`` all 0): TRL still computes its
+  advantage, but it adds nothing to the loss or to the token count the loss is normalised by;
+* ``SearchRollout.reward`` is the reward function: it hands back the reward the rollout computed (episode
+  return, success or final score) and logs the rollout and search statistics through TRL's ``log_metric``.
+
+What the optimizer sees is unchanged GRPO.  With a search, the trained tokens come from the search policy,
+not from the model alone; TRL recomputes the old log-probs on them, so the first-pass ratio is 1 and the
+update acts as advantage-weighted imitation of the search's choices (notes/trl.md §4) — TSR's intent.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
+from datasets import Dataset
+from transformers import PrinterCallback, TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+from trl.models import unwrap_model_for_generation
+
+from tsr_train.config import CHECKPOINTS_DIR, TrainConfig, rollout_seed
+from tsr_train.filtering import kept_groups, trajectory_reward
+from tsr_train.metrics import MetricsLogger, rollout_metrics
+from tsr_train.policy import HFPolicy
+from tsr_train.strategies import make_strategy
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+SEED_PREFIX = "seed:"
+
+
+def seed_prompts(seeds: list[int]) -> list[str]:
+    """The prompt column of the training dataset: one ``"seed:<n>"`` per env instance."""
+    return [f"{SEED_PREFIX}{seed}" for seed in seeds]
+
+
+def parse_seed(prompt: str) -> int:
+    if not isinstance(prompt, str) or not prompt.startswith(SEED_PREFIX):
+        raise ValueError(f"expected a prompt of the form 'seed:<n>', got {prompt!r}")
+    return int(prompt[len(SEED_PREFIX) :])
+
+
+def filtered_rows(seeds: list[int], rewards: list[float], ratio: float) -> list[bool]:
+    """Which of this process's rows survive instance filtering.
+
+    Groups are keyed by seed and measured over *all* processes (``gather_object``), because TRL may spread
+    the copies of one prompt over several GPUs; every process then applies the same decision.
+    """
+    if ratio >= 1.0:
+        return [True] * len(seeds)
+    by_seed: dict[int, list[float]] = {}
+    for seed, reward in gather_object(list(zip(seeds, rewards, strict=True))):
+        by_seed.setdefault(seed, []).append(reward)
+    order = sorted(by_seed)
+    kept = {order[index] for index in kept_groups([by_seed[seed] for seed in order], ratio)}
+    return [seed in kept for seed in seeds]
+
+
+class SearchRollout:
+    """``rollout_func`` and reward function for ``GRPOTrainer``, sharing the rewards they computed."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config.rollout
+        self.run_seed = config.seed
+        self._pending: dict[str, float] = {}
+
+    def __call__(self, prompts: list[str], trainer: GRPOTrainer) -> dict[str, Any]:
+        seeds = [parse_seed(prompt) for prompt in prompts]
+        tokenizer = trainer.processing_class
+        step_seed = rollout_seed(self.run_seed, trainer.state.global_step, trainer.accelerator.process_index)
+        strategy = make_strategy(self.config.search, seed=step_seed)
+        with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as model:
+            policy = HFPolicy(
+                model,
+                tokenizer,
+                max_new_tokens=self.config.max_new_tokens,
+                temperature=self.config.temperature,
+            )
+            batch = strategy.rollout(
+                policy,
+                self.config.env_id,
+                seeds,
+                max_turns=self.config.max_turns,
+                env_kwargs=self.config.env_kwargs,
+            )
+        trajectories = batch.trajectories
+        if len(trajectories) != len(seeds):
+            raise RuntimeError(f"strategy returned {len(trajectories)} trajectories for {len(seeds)} prompts")
+        rewards = [trajectory_reward(t, self.config.reward) for t in trajectories]
+        keep = filtered_rows(seeds, rewards, self.config.filter_ratio)
+        self._pending = rollout_metrics(batch, self.config.reward)
+        self._pending["filter/kept_fraction"] = sum(keep) / len(keep)
+        # TRL counts a row that does not end with EOS as truncated: close each episode with one untrained
+        # EOS, unless the model's own last reply already ended with it.
+        eos = tokenizer.eos_token_id
+        closing = [[] if t.completion_ids and t.completion_ids[-1] == eos else [eos] for t in trajectories]
+        return {
+            "prompt_ids": [list(t.prompt_ids) for t in trajectories],
+            "completion_ids": [
+                [*t.completion_ids, *end] for t, end in zip(trajectories, closing, strict=True)
+            ],
+            "logprobs": [
+                [*t.logprobs, *(0.0 for _ in end)] for t, end in zip(trajectories, closing, strict=True)
+            ],
+            "env_mask": [
+                [*(t.env_mask if kept else [0] * len(t.env_mask)), *(0 for _ in end)]
+                for t, kept, end in zip(trajectories, keep, closing, strict=True)
+            ],
+            "tsr_reward": rewards,
+        }
+
+    def reward(self, tsr_reward: list[float], log_metric=None, **_: Any) -> list[float]:
+        """The reward function TRL calls: the rollout's own rewards, plus the step's rollout statistics."""
+        if log_metric is not None:
+            for name, value in self._pending.items():
+                log_metric(name, value)
+        self._pending = {}
+        return list(tsr_reward)
+
+
+class MetricsCallback(TrainerCallback):
+    """Forwards each training log of the Trainer to our ``MetricsLogger`` (console line, JSONL, PNG)."""
+
+    def __init__(self, logger: MetricsLogger) -> None:
+        self.logger = logger
+        self._step_started = time.perf_counter()
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._step_started = time.perf_counter()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:  # the end-of-training summary has no "loss"
+            elapsed = time.perf_counter() - self._step_started
+            self.logger.log(state.global_step, {**logs, "step_time_s": elapsed})
+
+    def on_save(self, args, state, control, **kwargs):
+        self.logger.plot()
+
+
+def grpo_args(config: TrainConfig, out_dir: Path) -> GRPOConfig:
+    """Map a ``TrainConfig`` onto ``trl.GRPOConfig``: one optimizer step = one generation batch."""
+    rollout, grpo = config.rollout, config.grpo
+    rows = rollout.seeds_per_step * rollout.group_size
+    num_processes = PartialState().num_processes
+    if rows % num_processes:
+        raise ValueError(f"seeds-per-step x group-size ({rows}) must divide among {num_processes} processes")
+    cuda = torch.cuda.is_available()
+    return GRPOConfig(
+        output_dir=str(out_dir / CHECKPOINTS_DIR),
+        max_steps=config.steps,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="constant",
+        per_device_train_batch_size=rows // num_processes,
+        gradient_accumulation_steps=1,
+        num_generations=rollout.group_size,
+        beta=grpo.beta,
+        epsilon=grpo.epsilon,
+        epsilon_high=grpo.epsilon_high,
+        loss_type=grpo.loss_type,
+        scale_rewards=grpo.scale_rewards,
+        temperature=rollout.temperature,  # TRL rescales logits by it when scoring the sampled tokens
+        seed=config.seed,
+        # Step i trains on seeds [i*G, (i+1)*G) whatever the total number of steps, as in PPO: a run
+        # extended with --resume --steps N then sees exactly the seeds a longer run would have seen.
+        shuffle_dataset=False,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=config.save_every,
+        report_to=[] if config.report_to == "none" else [config.report_to],
+        disable_tqdm=True,  # our MetricsLogger draws the bar
+        use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        remove_unused_columns=False,
+    )
+
+
+def build_grpo_trainer(
+    config: TrainConfig,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: Path,
+    logger: MetricsLogger,
+) -> GRPOTrainer:
+    rollout = SearchRollout(config)
+    dataset = Dataset.from_dict({"prompt": seed_prompts(config.train_seeds)})
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=rollout.reward,
+        args=grpo_args(config, out_dir),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        rollout_func=rollout,
+        callbacks=[MetricsCallback(logger)],
+    )
+    trainer.remove_callback(PrinterCallback)
+    return trainer

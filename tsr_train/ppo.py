@@ -1,0 +1,295 @@
+"""PPO with a value head and GAE over model tokens, on search-built multi-turn trajectories.
+
+TRL removed its ``PPOTrainer`` in 1.13 (PR #7020) and the last one took no custom rollouts anyway
+(notes/trl.md §2), so the PPO loop lives here, written to be read top to bottom like CleanRL.  It reuses
+what it can: TRL's ``selective_log_softmax``/``entropy_from_logits``/``pad``, accelerate's ``Accelerator``
+for the device, mixed precision, DDP, trackers and ``save_state``/``load_state`` checkpoints (model,
+optimizer and every RNG, so a resumed run continues bit for bit), and the same ``Trajectory`` objects,
+reward choice and instance filter as GRPO.
+
+One training step:
+
+1. roll out ``seeds_per_step`` groups of ``group_size`` trajectories with the rollout strategy;
+2. drop the groups with the smallest reward spread (``filter_ratio``);
+3. score the trajectories once with the current model (old log-probs, values) and the frozen reference;
+4. put the trajectory's reward on its last model token, minus ``kl_coef`` x the per-token KL estimate;
+5. run GAE over the model tokens only: environment tokens are context, not actions, so they are skipped
+   and the next model token is the next time step, whichever turn it belongs to;
+6. ``epochs`` x ``minibatches`` clipped policy + clipped value updates.
+
+As with GRPO, a search's tokens are scored as if the model had sampled them (old log-probs are recomputed,
+not the sampling ones), so the search acts as a better behaviour policy and PPO's objective is unchanged.
+With several processes (``accelerate launch``) each one rolls out its share of the groups and DDP averages
+the gradients; the metrics logged are the main process's.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch import nn
+from trl.trainer.utils import entropy_from_logits, pad, selective_log_softmax
+
+from tsr_train.config import CHECKPOINTS_DIR, TrainConfig, latest_checkpoint, rollout_seed
+from tsr_train.filtering import kept_groups, trajectory_reward
+from tsr_train.metrics import MetricsLogger, rollout_metrics
+from tsr_train.policy import HFPolicy
+from tsr_train.strategies import make_strategy
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from tsr_train.trajectory import Trajectory
+
+
+class PolicyWithValue(nn.Module):
+    """A causal LM and a scalar value head on its last hidden state (shared trunk, one forward pass)."""
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__()
+        self.model = model
+        self.value_head = nn.Linear(model.config.hidden_size, 1)
+        nn.init.zeros_(self.value_head.weight)  # start from V = 0: no bias before the first returns
+        nn.init.zeros_(self.value_head.bias)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        hidden = out.hidden_states[-1]
+        values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
+        return out.logits, values
+
+
+@dataclass
+class Batch:
+    """Trajectories as right-padded tensors, shifted so that position ``t`` predicts token ``t + 1``."""
+
+    input_ids: torch.Tensor  # (B, L)
+    attention_mask: torch.Tensor  # (B, L)
+    targets: torch.Tensor  # (B, L-1): input_ids[:, 1:]
+    action_mask: torch.Tensor  # (B, L-1): 1 where the target is a model token of the completion
+    rewards: torch.Tensor  # (B,)
+
+
+def make_batch(trajectories: list[Trajectory], rewards: list[float], pad_id: int, device) -> Batch:
+    sequences, masks = [], []
+    for t in trajectories:
+        sequences.append(torch.tensor(list(t.prompt_ids) + list(t.completion_ids)))
+        masks.append(torch.tensor([0] * len(t.prompt_ids) + list(t.env_mask)))
+    input_ids = pad(sequences, padding_value=pad_id).to(device)
+    attention_mask = pad([torch.ones_like(s) for s in sequences]).to(device)
+    action_mask = pad(masks).to(device)[:, 1:].float()
+    rewards_tensor = torch.tensor(rewards, device=device)
+    return Batch(input_ids, attention_mask, input_ids[:, 1:], action_mask, rewards_tensor)
+
+
+def token_logprobs(agent: nn.Module, batch: Batch, rows, temperature: float, with_entropy: bool = False):
+    """Log-probs of the taken tokens, values, and (optionally) entropies, for the rows ``rows``."""
+    logits, values = agent(batch.input_ids[rows], batch.attention_mask[rows])
+    logits = logits[:, :-1].float()
+    logprobs = selective_log_softmax(logits, batch.targets[rows], temperature=temperature)
+    entropy = entropy_from_logits(logits / temperature) if with_entropy else None
+    return logprobs, values[:, :-1].float(), entropy
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Advantages and returns over the positions where ``mask`` is 1, skipping the others.
+
+    Each row is one episode; its model tokens are its time steps.  The value after the last model token
+    is 0 (the episode is over).  ``rewards``/``values``/``mask`` are ``(B, T)``; the outputs too, zero off
+    the mask.
+    """
+    advantages = torch.zeros_like(values)
+    for row in range(values.shape[0]):
+        steps = mask[row].nonzero().squeeze(-1)
+        step_rewards, step_values = rewards[row, steps].tolist(), values[row, steps].tolist()
+        row_advantages = [0.0] * len(steps)
+        next_value, running = 0.0, 0.0
+        for i in reversed(range(len(steps))):
+            delta = step_rewards[i] + gamma * next_value - step_values[i]
+            running = delta + gamma * lam * running
+            row_advantages[i] = running
+            next_value = step_values[i]
+        advantages[row, steps] = torch.tensor(row_advantages, dtype=values.dtype, device=values.device)
+    returns = (advantages + values) * mask
+    return advantages, returns
+
+
+class StepCounter:
+    """The number of finished training steps, checkpointed by ``accelerator.save_state`` with the rest."""
+
+    def __init__(self) -> None:
+        self.step = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.step = int(state["step"])
+
+
+def train_ppo(
+    config: TrainConfig,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: Path,
+    *,
+    resume: bool = False,
+) -> PreTrainedModel:
+    """Train ``model`` in place with PPO for ``config.steps`` steps; returns it (unwrapped)."""
+    ppo, rollout = config.ppo, config.rollout
+    cuda = torch.cuda.is_available()
+    accelerator = Accelerator(
+        cpu=not cuda,
+        mixed_precision="bf16" if cuda and torch.cuda.is_bf16_supported() else "no",
+        log_with=None if config.report_to == "none" else config.report_to,
+        project_dir=str(out_dir),
+    )
+    set_seed(config.seed, device_specific=True)
+    agent = PolicyWithValue(model)
+    reference = None
+    if ppo.kl_coef > 0:
+        reference = copy.deepcopy(model).eval().requires_grad_(False).to(accelerator.device)
+    optimizer = torch.optim.AdamW(agent.parameters(), lr=config.learning_rate)
+    agent, optimizer = accelerator.prepare(agent, optimizer)
+    counter = StepCounter()
+    accelerator.register_for_checkpointing(counter)
+    checkpoint = latest_checkpoint(out_dir) if resume else None
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))  # weights, optimizer, step, python/numpy/torch RNGs
+    if config.report_to != "none":
+        accelerator.init_trackers("tsr-train", config={"env": rollout.env_id, "search": rollout.search})
+    logger = MetricsLogger(
+        out_dir,
+        config.steps,
+        start_step=counter.step,
+        enabled=accelerator.is_main_process,
+        title=f"PPO {rollout.search} on {rollout.env_id}",
+    )
+    unwrapped = accelerator.unwrap_model(agent)
+    all_seeds = config.train_seeds
+
+    while counter.step < config.steps:
+        started = time.perf_counter()
+        step = counter.step
+        # 1. Rollouts: this process's share of the step's groups, each seed repeated group_size times.
+        step_seeds = all_seeds[step * rollout.seeds_per_step : (step + 1) * rollout.seeds_per_step]
+        group_seeds = step_seeds[accelerator.process_index :: accelerator.num_processes]
+        seeds = [seed for seed in group_seeds for _ in range(rollout.group_size)]
+        agent.eval()
+        strategy = make_strategy(
+            rollout.search, seed=rollout_seed(config.seed, step, accelerator.process_index)
+        )
+        policy = HFPolicy(
+            unwrapped.model, tokenizer, max_new_tokens=rollout.max_new_tokens, temperature=rollout.temperature
+        )
+        rollout_batch = strategy.rollout(
+            policy, rollout.env_id, seeds, max_turns=rollout.max_turns, env_kwargs=rollout.env_kwargs
+        )
+        trajectories = rollout_batch.trajectories
+        rewards = [trajectory_reward(t, rollout.reward) for t in trajectories]
+
+        # 2. Instance filtering: keep the groups whose reward spread is largest.
+        size = rollout.group_size
+        groups = [rewards[i : i + size] for i in range(0, len(rewards), size)]
+        keep = kept_groups(groups, rollout.filter_ratio)
+        rows = [g * size + j for g in keep for j in range(size)]
+        batch = make_batch(
+            [trajectories[i] for i in rows],
+            [rewards[i] for i in rows],
+            tokenizer.pad_token_id,
+            accelerator.device,
+        )
+        mask = batch.action_mask
+
+        # 3-5. Score once with the behaviour weights, shape the reward, GAE over model tokens.
+        with torch.no_grad(), accelerator.autocast():
+            everything = torch.arange(len(rows), device=accelerator.device)
+            old_logprobs, old_values, _ = token_logprobs(agent, batch, everything, rollout.temperature)
+            token_rewards = torch.zeros_like(old_values)
+            last = mask.shape[1] - 1 - mask.flip(1).argmax(dim=1)  # index of each row's last model token
+            token_rewards[torch.arange(len(rows)), last] = batch.rewards
+            kl_ref = torch.zeros_like(old_values)
+            if reference is not None:
+                ref_logits = reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+                ref_logprobs = selective_log_softmax(
+                    ref_logits[:, :-1].float(), batch.targets, temperature=rollout.temperature
+                )
+                kl_ref = (old_logprobs - ref_logprobs) * mask
+                token_rewards -= ppo.kl_coef * kl_ref
+            advantages, returns = gae(token_rewards, old_values * mask, mask, ppo.gamma, ppo.lam)
+            if ppo.whiten_advantages and mask.sum() > 1:
+                mean = masked_mean(advantages, mask)
+                std = masked_mean((advantages - mean) ** 2, mask).sqrt()
+                advantages = (advantages - mean) / (std + 1e-8) * mask
+
+        # 6. Clipped policy and value updates.
+        agent.train()
+        stats: dict[str, list[float]] = {
+            k: []
+            for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "loss", "grad_norm")
+        }
+        for _ in range(ppo.epochs):
+            order = torch.randperm(len(rows), device=accelerator.device)
+            for rows_mb in order.chunk(ppo.minibatches):
+                m = mask[rows_mb]
+                with accelerator.autocast():
+                    logprobs, values, entropy = token_logprobs(
+                        agent, batch, rows_mb, rollout.temperature, with_entropy=ppo.entropy_coef > 0
+                    )
+                log_ratio = logprobs - old_logprobs[rows_mb]
+                ratio = log_ratio.exp()
+                adv = advantages[rows_mb]
+                clipped = ratio.clamp(1 - ppo.clip_range, 1 + ppo.clip_range)
+                policy_loss = masked_mean(torch.max(-adv * ratio, -adv * clipped), m)
+                old_v, ret = old_values[rows_mb], returns[rows_mb]
+                v_clipped = old_v + (values - old_v).clamp(-ppo.clip_range_value, ppo.clip_range_value)
+                value_loss = 0.5 * masked_mean(torch.max((values - ret) ** 2, (v_clipped - ret) ** 2), m)
+                loss = policy_loss + ppo.vf_coef * value_loss
+                if entropy is not None:
+                    loss = loss - ppo.entropy_coef * masked_mean(entropy, m)
+                    stats["entropy"].append(masked_mean(entropy, m).item())
+                optimizer.zero_grad()
+                accelerator.backward(loss)
+                grad_norm = accelerator.clip_grad_norm_(agent.parameters(), ppo.max_grad_norm)
+                optimizer.step()
+                with torch.no_grad():
+                    stats["policy_loss"].append(policy_loss.item())
+                    stats["value_loss"].append(value_loss.item())
+                    stats["approx_kl"].append(masked_mean((ratio - 1) - log_ratio, m).item())
+                    clipped_tokens = ((ratio - 1).abs() > ppo.clip_range).float()
+                    stats["clip_frac"].append(masked_mean(clipped_tokens, m).item())
+                    stats["loss"].append(loss.item())
+                    stats["grad_norm"].append(float(grad_norm))
+        counter.step += 1
+
+        metrics = rollout_metrics(rollout_batch, rollout.reward)
+        metrics.update({key: sum(v) / len(v) for key, v in stats.items() if v})
+        metrics["filter/kept_fraction"] = len(keep) / max(len(groups), 1)
+        metrics["kl_ref"] = masked_mean(kl_ref, mask).item()
+        metrics["value_mean"] = masked_mean(old_values, mask).item()
+        metrics["learning_rate"] = config.learning_rate
+        metrics["step_time_s"] = time.perf_counter() - started
+        logger.log(counter.step, metrics)
+        if config.report_to != "none":
+            accelerator.log(metrics, step=counter.step)
+        if counter.step % config.save_every == 0 or counter.step == config.steps:
+            accelerator.save_state(str(out_dir / CHECKPOINTS_DIR / f"checkpoint-{counter.step}"))
+            logger.plot()
+
+    logger.close()
+    accelerator.end_training()
+    return accelerator.unwrap_model(agent).model
