@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_shared_data
 from webshop_server import Catalog, Engine
 from webshop_server.original_files import load_webshop
-
-DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "webshop"
 
 
 @pytest.fixture(scope="session")
 def webshop_data() -> Path:
     """The real 1,000-product WebShop files beside the checkout: skipped when absent, required in CI."""
-    if not (DATA_DIR / "items_shuffle_1000.json").is_file():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"WebShop data missing at {DATA_DIR} (required when CI=true)")
-        pytest.skip(f"WebShop data not found at {DATA_DIR}")
-    return DATA_DIR
+    return require_shared_data("webshop", "items_shuffle_1000.json").parent
 
 
 @pytest.fixture(scope="session")
