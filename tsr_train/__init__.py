@@ -27,6 +27,9 @@ _EXPORTS = {
     "BestOfN": "tsr_train.wrappers",
     "Beam": "tsr_train.wrappers",
     "Lookahead": "tsr_train.wrappers",
+    "TrainConfig": "tsr_train.config",
+    "RolloutConfig": "tsr_train.config",
+    "train": "tsr_train.cli",
     "build_tiny_model": "tsr_train.tiny_model",
     "default_model_path": "tsr_train.tiny_model",
 }
