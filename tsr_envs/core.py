@@ -266,8 +266,10 @@ class TextEnv(gym.Env[str, str]):
         for text in parsed.actions:
             canonical = self._canonical_action(text)
             if canonical is None:
-                error = f"{echo(text)} is not a legal action here; legal actions are: " + ", ".join(
-                    self.legal_actions()
+                error = (
+                    f"{echo(text)} is not a legal action here; legal actions are: "
+                    + ", ".join(self.legal_actions())
+                    + "."
                 )
                 break
             transition = self._apply(canonical)
