@@ -8,7 +8,8 @@ catalogue or the index is copied.
 Actions follow the original WebShop grammar: ``search[query]`` (only where the page has a search bar, i.e.
 the search page, as in the site) and ``click[text]`` where ``text`` is one of the page's clickables,
 compared case-insensitively. ``click[buy now]`` ends the episode with the WebShop reward. An invalid action
-leaves the record unchanged and returns an error sentence; ``steps`` counts valid actions only.
+leaves the record unchanged and returns an error sentence; ``steps`` counts the valid actions that change
+the page (re-choosing the selected option is a no-op, as reloading a page is on the site).
 """
 
 from __future__ import annotations
@@ -213,6 +214,10 @@ class Engine:
         else:  # an option value on the item page
             group = self.catalog.product(record.asin).option_group(target)
             selected = dict(record.options)
+            if selected.get(group) == target:
+                # Re-choosing the selected value is a valid click that changes nothing; like the site (for
+                # which it is a page reload) it is not counted as a step.
+                return Transition(record, 0.0, False, None)
             selected[group] = target  # type: ignore[index]
             new = replace(record, options=tuple(sorted(selected.items())), steps=step)
         return Transition(new, 0.0, False, None)

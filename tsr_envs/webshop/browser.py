@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,20 @@ from webshop_server.engine import SessionRecord, parse_action
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
-_FIND_CLICKABLE = ("return Array.from(document.querySelectorAll('[data-clickable]'))"
-                   ".find(e => e.getAttribute('data-clickable') === arguments[0]) || null;")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+_FIND_CLICKABLE = (
+    "return Array.from(document.querySelectorAll('[data-clickable]'))"
+    ".find(e => e.getAttribute('data-clickable') === arguments[0]) || null;"
+)
 _READ_OBSERVATION = "const o = document.getElementById('observation'); return o ? o.textContent : null;"
 
 
@@ -79,8 +88,14 @@ class _Browser:
 class BrowserTransport(Transport):
     """A server session (kept through the JSON API for restore) browsed by a shared headless Chromium."""
 
-    def __init__(self, shop: Shop, base_url: str | None, record: SessionRecord,
-                 timeout: float = DEFAULT_TIMEOUT, browser: _Browser | None = None) -> None:
+    def __init__(
+        self,
+        shop: Shop,
+        base_url: str | None,
+        record: SessionRecord,
+        timeout: float = DEFAULT_TIMEOUT,
+        browser: _Browser | None = None,
+    ) -> None:
         self.http = HttpTransport(shop, base_url, record, timeout)
         try:
             self.browser = browser or _Browser(timeout)
@@ -113,14 +128,7 @@ class BrowserTransport(Transport):
             if element is None:
                 raise RuntimeError(f"the page at {self.driver.current_url} has no clickable {argument!r}")
             self._load_after(element.click)
-        expected = self.http.shop.engine.transition(record, action)
         self.record = self.http.client.get_record()
-        steps_only = replace(self.record, steps=expected.record.steps) == expected.record
-        if self.record != expected.record and steps_only:
-            # The site cannot tell re-clicking the selected option from reloading the page, so it does not
-            # count that click as a step; the engine does. Keep the engine's count on the server too.
-            self.record = expected.record
-            self.http.client.put_record(self.record)
         reward = self.record.reward if self.record.done and not record.done else 0.0
         return StepResult(self.record, reward, self.record.done, self._observation())
 
@@ -132,8 +140,13 @@ class BrowserTransport(Transport):
         return self._observation()
 
     def fork(self, record: SessionRecord) -> Transport:
-        return BrowserTransport(self.http.shop, None if self.http.private else self.http.base_url, record,
-                                self.http.timeout, self.browser)
+        return BrowserTransport(
+            self.http.shop,
+            None if self.http.private else self.http.base_url,
+            record,
+            self.http.timeout,
+            self.browser,
+        )
 
     def close(self) -> None:
         if self._closed:
@@ -155,31 +168,36 @@ class BrowserTransport(Transport):
         self.browser.on_screen = self
 
     def _load_after(self, interaction: Any) -> None:
-        """Run ``interaction`` and wait until the page it opens has loaded.
-
-        The old page is marked with a script variable; a new document does not have it.  (Waiting for the
-        old ``<html>`` element to go stale is racy: Chromium can answer the staleness probe with an
-        inspector error while it swaps documents.)
-        """
-        from selenium.common.exceptions import WebDriverException
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        self.driver.execute_script("window.__tsrOldPage = true;")
-        interaction()
-        wait = WebDriverWait(
-            self.driver, self.browser.timeout, poll_frequency=0.01, ignored_exceptions=(WebDriverException,)
-        )
-        wait.until(lambda driver: driver.execute_script(_NEW_PAGE_LOADED))
+        load_after(self.driver, self.browser.timeout, interaction)
 
     def _observation(self) -> str:
         text = self.driver.execute_script(_READ_OBSERVATION)
         if text is None:
-            raise RuntimeError(f"the page at {self.driver.current_url} has no #observation: "
-                               f"{self.driver.title!r}")
+            raise RuntimeError(
+                f"the page at {self.driver.current_url} has no #observation: {self.driver.title!r}"
+            )
         return text
 
 
 _NEW_PAGE_LOADED = "return window.__tsrOldPage === undefined && document.readyState === 'complete';"
+
+
+def load_after(driver: Any, timeout: float, interaction: Any) -> None:
+    """Run ``interaction`` (a click, a navigation) and wait until the page it opens has loaded.
+
+    The old page is marked with a script variable; a new document does not have it.  (Waiting for the old
+    ``<html>`` element to go stale is racy: Chromium can answer the staleness probe with an inspector error
+    while it swaps documents.)
+    """
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.execute_script("window.__tsrOldPage = true;")
+    interaction()
+    wait = WebDriverWait(driver, timeout, poll_frequency=0.01, ignored_exceptions=(WebDriverException,))
+    wait.until(lambda current: current.execute_script(_NEW_PAGE_LOADED))
+
+
 _URL_APPS: dict[Any, Any] = {}
 
 
