@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import tsr_envs  # noqa: F401  (registers the ids)
-from tsr_envs.utils.env_checker import HOSTILE_REPLIES, random_replies
+from tsr_envs.utils.env_checker import HOSTILE_REPLIES, random_replies, trace_replies
 from tsr_envs.webshop import CatalogKey, WebShopEnv, get_shop, transports
 from tsr_envs.webshop.transports import acquire_private_server, release_private_server
 
@@ -24,14 +24,8 @@ GOAL_KEYS = {"asin", "instruction_text", "attributes", "goal_options", "price_up
 def trace(env: WebShopEnv, seed: int, replies: list[str] | None = None, count: int = 25) -> list:
     """Reset with ``seed`` and step a script (or seeded random replies): everything the agent sees."""
     observation, info = env.reset(seed=seed)
-    out = [observation, repr(sorted(info.items()))]
     script = replies if replies is not None else random_replies(env, np.random.default_rng(seed), count)
-    for reply in script:
-        observation, reward, terminated, truncated, info = env.step(reply)
-        out.append((observation, float(reward), terminated, truncated, repr(sorted(info.items()))))
-        if terminated or truncated:
-            break
-    return out
+    return [observation, repr(sorted(info.items())), *trace_replies(env, script)]
 
 
 def oracle_script(seed: int) -> list[str]:

@@ -9,7 +9,7 @@ test suite runs it over every registered id; authors of new envs can run it on t
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -67,8 +67,8 @@ def _check_info(info: dict[str, Any], where: str) -> None:
     assert all(isinstance(action, str) for action in info["actions"]), f"{where}: actions must be strings"
 
 
-def _trace(env: TextEnv, replies: list[str]) -> list[tuple]:
-    """Observations, rewards, flags and infos of stepping ``replies``, resetting nothing."""
+def trace_replies(env: TextEnv, replies: Iterable[str]) -> list[tuple]:
+    """Observations, rewards, flags and infos of stepping ``replies`` until the episode ends (no reset)."""
     out = []
     for reply in replies:
         observation, reward, terminated, truncated, info = env.step(reply)
@@ -83,17 +83,17 @@ def check_clone_restore(env: TextEnv, seed: int, num_replies: int = 60) -> None:
     env.reset(seed=seed)
     rng = np.random.default_rng(seed)
     prefix = list(random_replies(env, rng, num_replies // 3))
-    _trace(env, prefix)
+    trace_replies(env, prefix)
     snapshot = env.get_state()
     assert isinstance(snapshot, EnvState)
     hash(snapshot.dynamic)  # immutable parts must be hashable
     assert pickle.loads(pickle.dumps(snapshot)) == snapshot, "the snapshot must survive pickling"
     twin = env.clone()
     future = list(random_replies(env, rng, num_replies))
-    expected = _trace(env, future)
-    assert _trace(twin, future) == expected, "clone() diverged from the original"
+    expected = trace_replies(env, future)
+    assert trace_replies(twin, future) == expected, "clone() diverged from the original"
     env.set_state(snapshot)
-    assert _trace(env, future) == expected, "set_state() did not restore the episode exactly"
+    assert trace_replies(env, future) == expected, "set_state() did not restore the episode exactly"
     env.set_state(snapshot)
     assert env.get_state() == snapshot, "get_state() after set_state() must return the same snapshot"
 
