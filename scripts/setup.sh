@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up everything the suite needs on a fresh Debian machine that has Python >= 3.10:
+# Set up everything the suite needs on a fresh Debian machine that has Python >= 3.11:
 # Debian's chromium and chromium-driver (for the browser transport and its tests), then a virtual
 # environment in .venv with the package and all its extras.  Safe to run again.
 set -euo pipefail

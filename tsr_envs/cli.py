@@ -1,31 +1,31 @@
 """The ``tsr`` console script.
 
 Each subcommand lives with the code it drives and registers itself through an ``add_subcommand(subparsers)``
-function; this module only collects them.  Modules of optional parts (training, the browser) are listed
-here but import their heavy dependencies only when their subcommand runs, so ``tsr play`` starts fast and
-works without torch.
+function, published as an entry point of the group ``tsr.subcommands`` (``pyproject.toml``).  This module
+only collects them, so it names no other package: ``tsr_envs`` does not depend on ``tsr_train``, and a
+third-party package adds a subcommand by declaring an entry point of its own.  Subcommand modules import
+their heavy dependencies only when their subcommand runs, so ``tsr play`` starts fast and works without
+torch.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 
-SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "tsr_envs.play",
-    "tsr_envs.evaluation.cli",
-    "webshop_server.cli",
-    "tsr_train.cli",
-)
+ENTRY_POINT_GROUP = "tsr.subcommands"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tsr", description="Trajectory-Search Rollouts suite.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module_name in SUBCOMMAND_MODULES:
-        importlib.import_module(module_name).add_subcommand(subparsers)
+    found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda point: point.name)
+    if not found:
+        parser.error(f"no subcommands installed (entry points {ENTRY_POINT_GROUP!r}): reinstall the package")
+    for point in found:
+        point.load()(subparsers)
     return parser
 
 

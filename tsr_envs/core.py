@@ -27,12 +27,11 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from tsr_envs.parsing import echo, parse_reply
+from tsr_envs.parsing import REPLY_MAX_LENGTH, echo, parse_reply
 
 #: Every character an observation may contain; also the alphabet of the ``Text`` spaces.
 TEXT_CHARSET: str = string.printable + "√"
 OBSERVATION_MAX_LENGTH = 16_384
-REPLY_MAX_LENGTH = 8_192
 # Building a bit generator from a ready SeedSequence and then overwriting its state is the cheapest way
 # to get an independent copy of an RNG (about 5 us, against 12 us for ``copy.copy``).
 _PLACEHOLDER_SEED = np.random.SeedSequence(0)

@@ -69,10 +69,22 @@ def _answer_body(text: str, lowered: str) -> tuple[str, str | None]:
     return text, None
 
 
+#: The longest reply the parser reads, in characters (the action space's maximum length too).
+REPLY_MAX_LENGTH = 8_192
+
+
 def parse_reply(reply: str, max_actions: int) -> ParsedReply:
-    """Extract the action strings from a raw model reply.  Never raises for any ``str`` input."""
+    """Extract the action strings from a raw model reply.  Never raises for any ``str`` input.
+
+    A reply longer than ``REPLY_MAX_LENGTH`` characters is refused unread (an invalid turn), so a runaway
+    generation costs constant time, whatever it contains.
+    """
     if not isinstance(reply, str):
         return ParsedReply((), f"The reply must be text, got {type(reply).__name__}.")
+    if len(reply) > REPLY_MAX_LENGTH:
+        return ParsedReply(
+            (), f"The reply is {len(reply)} characters long; at most {REPLY_MAX_LENGTH} are read."
+        )
     text, lowered, error = _strip_reasoning(reply, reply.translate(_ASCII_LOWER))
     if error is None:
         text, error = _answer_body(text, lowered)

@@ -36,6 +36,14 @@ _SOKOBAN = "tsr_envs.sokoban:SokobanEnv"
 SPECS: tuple[EnvSpec, ...] = (
     EnvSpec("FrozenLake-v0", _FROZENLAKE, {"size": 4}, max_episode_steps=100),
     EnvSpec("FrozenLake-8x8-v0", _FROZENLAKE, {"size": 8}, max_episode_steps=200),
+    # Gymnasium's fixed 4x4 map, slippery: one instance (only the slips vary with the seed), six moves
+    # from the goal, so a policy that cannot read the board can still learn it.
+    EnvSpec(
+        "FrozenLake-Classic-v0",
+        _FROZENLAKE,
+        {"desc": ["SFFF", "FHFH", "FFFH", "HFFG"]},
+        max_episode_steps=100,
+    ),
     EnvSpec(
         "FrozenLake-Deterministic-v0", _FROZENLAKE, {"size": 4, "is_slippery": False}, max_episode_steps=100
     ),

@@ -16,16 +16,25 @@ experiment) is reported in one line on stderr with exit status 2, never as a tra
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
+import inspect
+import json
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
 
 from tsr_train.config import (
     ALGOS,
+    EMBEDDED,
     REPORT_TO,
     REWARDS,
+    SCORER_NAMES,
+    SELECTION_NAMES,
+    GRPOSettings,
+    PPOSettings,
     RolloutConfig,
     TrainConfig,
     checkpoint_step,
@@ -40,68 +49,131 @@ class UsageError(Exception):
     """Bad input from the user: reported without a traceback, exit status 2."""
 
 
+#: flags named differently from their config field
+FLAG_NAMES = {"env_id": "env", "out_dir": "out", "learning_rate": "lr", "env_kwargs": "env-arg"}
+#: the allowed values of the fields that have a fixed set
+CHOICES = {
+    "algo": ALGOS,
+    "reward": REWARDS,
+    "report_to": REPORT_TO,
+    "scorer": SCORER_NAMES,
+    "selection": SELECTION_NAMES,
+}
+#: the config sections and the prefix of their flags; ``None`` = the top-level ``TrainConfig`` fields
+SECTIONS: tuple[tuple[str | None, type, str], ...] = (
+    (None, TrainConfig, ""),
+    ("rollout", RolloutConfig, ""),
+    ("grpo", GRPOSettings, "grpo-"),
+    ("ppo", PPOSettings, "ppo-"),
+)
+HELP = {
+    "env_id": "registered env id, e.g. tsr/FrozenLake-v0 (required)",
+    "search": "naive, best-of-N, beam-WxB or lookahead-DxN",
+    "model": "HF causal LM path or hub id; 'embedded' (the default) = the embedded tiny model",
+    "out_dir": "run directory (default: runs/<algo>-<env>-<search>-s<seed>)",
+    "env_kwargs": "KEY=VALUE passed to gym.make (VALUE parsed as JSON if it can be); repeatable",
+}
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The ``#:`` comment above each field of a config dataclass: the flag's help, from the one source."""
+    docs, pending = {}, []
+    for line in inspect.getsource(cls).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#:"):
+            pending.append(stripped[2:].strip())
+        elif (match := re.match(r"(\w+)\s*:", stripped)) and pending:
+            docs[match.group(1)] = " ".join(pending)
+            pending = []
+        else:
+            pending = []
+    return docs
+
+
+def _flag(prefix: str, name: str) -> str:
+    return "--" + prefix + FLAG_NAMES.get(name, name).replace("_", "-")
+
+
 def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
+    """One flag per config field, generated from the dataclasses, so each setting lives in one place.
+
+    Defaults are the dataclasses' defaults; the GRPO and PPO settings get ``--grpo-`` and ``--ppo-``
+    prefixes.
+    """
     parser = subparsers.add_parser(
         "train",
         help="train a model with search-based rollouts (GRPO or PPO)",
-        description="Train a causal LM on a tsr/ environment with naive or search-built rollouts.",
+        description="Train a causal LM on a tsr/ environment with naive or search-built rollouts. "
+        "Every flag is a field of tsr_train.TrainConfig (or of its rollout, grpo and ppo sections).",
     )
-    defaults = RolloutConfig()
-    parser.add_argument("--env", required=True, help="registered env id, e.g. tsr/FrozenLake-v0")
-    parser.add_argument("--search", default="naive", help="naive, best-of-N, beam-WxB or lookahead-DxN")
-    parser.add_argument("--algo", choices=ALGOS, default="grpo")
-    parser.add_argument(
-        "--model", default=None, help="HF causal LM path or hub id (default: embedded tiny model)"
-    )
-    parser.add_argument("--steps", type=int, default=TrainConfig.steps, help="rollout + update steps")
-    parser.add_argument("--seeds-per-step", type=int, default=defaults.seeds_per_step, help="groups per step")
-    parser.add_argument("--group-size", type=int, default=defaults.group_size, help="trajectories per seed")
-    parser.add_argument("--max-turns", type=int, default=defaults.max_turns)
-    parser.add_argument("--reward", choices=REWARDS, default=defaults.reward, help="what a trajectory earns")
-    parser.add_argument(
-        "--filter-ratio",
-        type=float,
-        default=defaults.filter_ratio,
-        help="keep this fraction of groups with the largest reward spread (1 = all)",
-    )
-    parser.add_argument("--lr", type=float, default=TrainConfig.learning_rate)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--out", default=None, help="run directory (default: runs/<algo>-<env>-<search>-s<seed>)"
-    )
-    parser.add_argument("--save-every", type=int, default=TrainConfig.save_every, help="checkpoint period")
+    for section, cls, prefix in SECTIONS:
+        group = parser.add_argument_group(section or "run")
+        docs = field_docs(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in ("rollout", "grpo", "ppo", "recipe_version"):
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            dest = f"{section}.{f.name}" if section else f.name
+            text = HELP.get(f.name) or docs.get(f.name, "")
+            help_text = f"{text} (default: {default})" if f.name not in HELP else text
+            options: dict = {"dest": dest, "help": help_text.strip(), "metavar": f.name.upper()}
+            if isinstance(default, dict):
+                options.update(action="append", default=[], metavar="KEY=VALUE")
+            elif isinstance(default, bool):
+                del options["metavar"]
+                options.update(action=argparse.BooleanOptionalAction, default=default)
+            else:
+                kind = type(default) if default is not None else str
+                options.update(type=kind, default=None if f.name == "env_id" else default)
+                if f.name in CHOICES:
+                    options["choices"] = CHOICES[f.name]
+                    del options["metavar"]
+            group.add_argument(_flag(prefix, f.name), **options)
     parser.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
-    parser.add_argument("--report-to", choices=REPORT_TO, default="none")
     parser.set_defaults(func=run)
 
 
+def _env_kwargs(pairs: list[str]) -> dict:
+    kwargs = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise UsageError(f"bad --env-arg {pair!r}: expected KEY=VALUE")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    return kwargs
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    env_name = args.env.split("/")[-1]
-    out = args.out or f"runs/{args.algo}-{env_name}-{args.search}-s{args.seed}"
+    values = vars(args)
+    if not values.get("rollout.env_id"):
+        raise UsageError("--env is required, e.g. --env tsr/FrozenLake-v0")
+    sections: dict[str | None, dict] = {section: {} for section, _, _ in SECTIONS}
+    for key, value in values.items():
+        section, dot, name = key.partition(".")
+        if dot and section in sections:
+            sections[section][name] = value
+        elif key in {f.name for f in dataclasses.fields(TrainConfig)}:
+            sections[None][key] = value
+    sections["rollout"]["env_kwargs"] = _env_kwargs(sections["rollout"]["env_kwargs"])
+    top = sections[None]
+    if top["model"] in (None, EMBEDDED):
+        top["model"] = None
+    if top["out_dir"] == TrainConfig.out_dir:
+        env_name = sections["rollout"]["env_id"].split("/")[-1]
+        top["out_dir"] = f"runs/{top['algo']}-{env_name}-{sections['rollout']['search']}-s{top['seed']}"
     try:
-        rollout = RolloutConfig(
-            env_id=args.env,
-            search=args.search,
-            max_turns=args.max_turns,
-            seeds_per_step=args.seeds_per_step,
-            group_size=args.group_size,
-            reward=args.reward,
-            filter_ratio=args.filter_ratio,
-        )
         return TrainConfig(
-            algo=args.algo,
-            model=args.model,
-            steps=args.steps,
-            learning_rate=args.lr,
-            seed=args.seed,
-            out_dir=out,
-            save_every=args.save_every,
-            report_to=args.report_to,
-            rollout=rollout,
+            **top,
+            rollout=RolloutConfig(**sections["rollout"]),
+            grpo=GRPOSettings(**sections["grpo"]),
+            ppo=PPOSettings(**sections["ppo"]),
         )
-    except ValueError as error:
+    except (ValueError, TypeError) as error:
         raise UsageError(str(error)) from None
 
 
@@ -124,7 +196,7 @@ def check_config(config: TrainConfig, *, resume: bool) -> None:
     tracker = config.report_to
     if tracker != "none" and importlib.util.find_spec(tracker) is None:
         raise UsageError(f"--report-to {tracker} needs the {tracker} package (pip install {tracker})")
-    if config.model is not None and looks_local(config.model) and not Path(config.model).exists():
+    if config.model not in (None, EMBEDDED) and looks_local(config.model) and not Path(config.model).exists():
         raise UsageError(f"model path {config.model!r} does not exist")
     out = Path(config.out_dir)
     saved = out / CONFIG_FILE
@@ -151,22 +223,13 @@ def looks_local(model: str) -> bool:
 
 
 def load_model(path: str | Path):
-    """Model and tokenizer, ready for training: bf16 on a GPU, fp32 on a CPU; padding on the left."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Model and tokenizer for training (``tsr_train.policy.load_causal_lm``); a bad path is a UsageError."""
+    from tsr_train.policy import ModelLoadError, load_causal_lm
 
-    cuda = torch.cuda.is_available()
-    dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    except (OSError, ValueError) as error:  # missing files, bad hub id, no network
-        reason = (str(error).splitlines() or [type(error).__name__])[0]
-        raise UsageError(f"cannot load a causal LM from {str(path)!r}: {reason}") from None
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+        return load_causal_lm(path)
+    except ModelLoadError as error:
+        raise UsageError(str(error)) from None
 
 
 def train(config: TrainConfig, *, resume: bool = False) -> Path:
@@ -177,10 +240,10 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
     warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*", category=FutureWarning)
     from accelerate import PartialState
 
-    from tsr_train.tiny_model import default_model_path
+    from tsr_train.tiny_model import resolve_model
 
     check_config(config, resume=resume)
-    model, tokenizer = load_model(config.model or default_model_path())
+    model, tokenizer = load_model(resolve_model(config.model))
     out = Path(config.out_dir)
     main_process = PartialState().is_main_process
     if main_process:

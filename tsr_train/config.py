@@ -1,8 +1,8 @@
 """Configuration of a training run, as plain dataclasses (the TRL style: one field per knob, documented).
 
-``TrainConfig`` is what ``tsr train`` builds from its flags and what ``experiments.py`` builds in code; it
-is saved next to the checkpoints (``config.json``) so that a resumed run can check it is resuming the same
-experiment.  Nothing here imports torch.
+``TrainConfig`` is what ``tsr train`` builds from its flags and what the TSR study (``tsr_train.study``)
+builds in code; it is saved next to the checkpoints (``config.json``) so that a resumed run can check it
+is resuming the same experiment.  Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -15,12 +15,19 @@ from typing import Any
 
 import numpy as np
 
+from tsr_envs.splits import split_seeds
+
 ALGOS = ("grpo", "ppo")
-#: What a trajectory is rewarded with: the env's summed reward, 1.0/0.0 for solved, or the final ``score``.
+#: What a trajectory is rewarded with: the env's summed reward, 1.0/0.0 for solved, or the final ``score``
+#: minus one per invalid turn (see ``tsr_train.filtering.trajectory_reward``).
 REWARDS = ("return", "success", "score")
 REPORT_TO = ("none", "tensorboard", "wandb")
-#: Held-out evaluation seeds start here, far from the training seeds ``0 .. steps * seeds_per_step``.
-EVAL_SEED_BASE = 1_000_000
+SCORER_NAMES = ("reward+score", "score", "success")
+SELECTION_NAMES = ("argmax", "softmax")
+#: The name of the embedded tiny model wherever a model path is accepted (``--model embedded``).
+EMBEDDED = "embedded"
+#: Training runs with different ``seed``s train on disjoint train-split instances, this far apart.
+SEED_STRIDE = 1_000_000
 #: where both trainers put ``checkpoint-<step>`` folders, under the run's ``out_dir``
 CHECKPOINTS_DIR = "checkpoints"
 
@@ -32,21 +39,44 @@ class RolloutConfig:
     env_id: str = "tsr/FrozenLake-v0"
     #: rollout strategy spec for ``tsr_train.strategies.make_strategy`` ("naive", "best-of-4", "beam-2x3")
     search: str = "naive"
+    #: turns per episode (the env's own step limit also applies)
     max_turns: int = 5
     #: distinct env instances (seeds) per optimizer step: the number of groups
     seeds_per_step: int = 4
     #: trajectories per seed: the group GRPO normalises over and the filter measures the spread of
     group_size: int = 4
+    #: what a trajectory is trained on: the env's return, success (1/0) or score (see REWARDS)
     reward: str = "return"
     #: keep this fraction of groups, those with the largest reward spread (1.0 = no filtering)
     filter_ratio: float = 1.0
+    #: the longest reply, in tokens
     max_new_tokens: int = 48
+    #: sampling temperature of the rollouts and of the held-out check
     temperature: float = 1.0
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: how the search values a candidate: "reward+score", "score" or "success" (``tsr_train.scoring``)
+    scorer: str = "reward+score"
+    #: how the search commits candidates: "argmax" or "softmax" over their values
+    selection: str = "argmax"
+    #: softmax selection only: the temperature of the softmax over candidate values
+    selection_temperature: float = 0.1
+    #: trajectories of each group rolled out naively (the rest with the search), so that a group keeps
+    #: a reward spread to learn from when the search makes its trajectories alike
+    naive_mix: int = 0
 
     def __post_init__(self) -> None:
         if self.reward not in REWARDS:
             raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
+        if self.scorer not in SCORER_NAMES:
+            raise ValueError(f"scorer must be one of {', '.join(SCORER_NAMES)}, got {self.scorer!r}")
+        if self.selection not in SELECTION_NAMES:
+            raise ValueError(f"selection must be one of {', '.join(SELECTION_NAMES)}, got {self.selection!r}")
+        if not self.selection_temperature > 0:
+            raise ValueError(f"selection temperature must be positive, got {self.selection_temperature}")
+        if not 0 <= self.naive_mix <= self.group_size:
+            raise ValueError(f"naive mix must be in 0..group-size ({self.group_size}), got {self.naive_mix}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0.0 < self.filter_ratio <= 1.0:
             raise ValueError(f"filter ratio must be in (0, 1], got {self.filter_ratio}")
         for name in ("max_turns", "seeds_per_step", "group_size", "max_new_tokens"):
@@ -56,13 +86,29 @@ class RolloutConfig:
 
 @dataclass
 class GRPOSettings:
-    """The GRPO knobs passed through to ``trl.GRPOConfig`` (StarPO-S defaults: no KL, clip-higher)."""
+    """The GRPO knobs passed through to ``trl.GRPOConfig`` (clip-higher as in StarPO-S).
 
-    beta: float = 0.0
+    ``scale_rewards="batch"``: advantages are divided by the reward spread of the whole batch, not of each
+    group.  Per-group scaling turns one -0.1 format penalty in a group of zeros into advantages of about
+    +-1.5, as large as a success, which drove the policy to empty or overlong replies at lr >= 5e-4.
+    ``beta = 0.05``: a KL penalty to the starting model.  Without it, search-built GRPO at lr 5e-4
+    collapsed (FrozenLake, best-of-4, seed 1: invalid replies 0% -> 99% and replies 6 -> 42 tokens between
+    steps 20 and 30): the search commits only its valid candidates, so the optimizer never sees the
+    policy's own invalid replies penalised while probability mass drifts to them.  With it the same run
+    stayed at 0-2% invalid.
+
+    ``num_iterations``: TRL reuses each rollout batch for this many optimizer steps, each clipped against
+    the rollout's log-probabilities; TRL counts every update as a step, so ``steps`` then counts updates
+    and a run makes ``steps / num_iterations`` rollout batches (the study keeps the default, 1).
+    """
+
+    #: KL penalty to the starting model (TRL's beta); see the class docstring
+    beta: float = 0.05
     epsilon: float = 0.2
     epsilon_high: float = 0.28
     loss_type: str = "dapo"
-    scale_rewards: str = "group"
+    scale_rewards: str = "batch"
+    num_iterations: int = 1
 
 
 @dataclass
@@ -75,7 +121,7 @@ class PPOSettings:
     clip_range_value: float = 0.2
     vf_coef: float = 0.5
     #: per-token KL penalty to a frozen copy of the initial model, added to the reward (0 = no reference)
-    kl_coef: float = 0.0
+    kl_coef: float = 0.05
     entropy_coef: float = 0.0
     #: passes over each rollout batch, each split into ``minibatches`` gradient updates; a training *step*
     #: is one rollout batch with all its updates, so step counts compare across algorithms and searches
@@ -89,15 +135,22 @@ class PPOSettings:
 class TrainConfig:
     """A whole run: algorithm, model, optimisation, output."""
 
+    #: the optimizer: TRL's GRPO or this package's PPO
     algo: str = "grpo"
-    #: a Hugging Face causal LM (local path or hub id); ``None`` = the embedded tiny model
+    #: a Hugging Face causal LM (local path or hub id); ``None`` or ``"embedded"`` = the embedded tiny model
     model: str | None = None
-    steps: int = 20
-    learning_rate: float = 1e-4
+    #: optimizer steps; each is one rollout batch (seeds-per-step x group-size trajectories)
+    steps: int = 100
+    learning_rate: float = 5e-4
+    #: seeds the model's sampling, the search and which train-split instances the run sees
     seed: int = 0
     out_dir: str = "runs/tsr-train"
     #: checkpoint every this many steps (and always at the end)
     save_every: int = 10
+    #: log the policy's own success (plain sampling, validation seeds) every this many steps; 0 = never
+    eval_every: int = 10
+    #: validation episodes per held-out check
+    eval_episodes: int = 50
     report_to: str = "none"
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     grpo: GRPOSettings = field(default_factory=GRPOSettings)
@@ -112,6 +165,8 @@ class TrainConfig:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
         if self.save_every < 1:
             raise ValueError(f"save-every must be at least 1, got {self.save_every}")
+        if self.eval_every < 0 or self.eval_episodes < 1:
+            raise ValueError("eval-every must be >= 0 and eval-episodes >= 1")
         if self.learning_rate <= 0:
             raise ValueError(f"lr must be positive, got {self.learning_rate}")
         if self.algo == "grpo" and self.rollout.group_size < 2:
@@ -119,8 +174,12 @@ class TrainConfig:
 
     @property
     def train_seeds(self) -> list[int]:
-        """The env seeds of the whole run, one per group: step ``i`` uses the ``i``-th slice."""
-        return list(range(self.steps * self.rollout.seeds_per_step))
+        """The env seeds of the whole run, one per group: step ``i`` uses the ``i``-th slice.
+
+        They come from the train split only (never validation or test), and runs with different
+        ``seed``s use disjoint stretches of it.
+        """
+        return split_seeds("train", self.steps * self.rollout.seeds_per_step, offset=self.seed * SEED_STRIDE)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,14 +22,24 @@ if TYPE_CHECKING:
     from tsr_train.trajectory import Trajectory
 
 
+#: what each invalid turn costs under ``reward="score"``: the whole range of the score
+INVALID_SCORE_COST = 1.0
+
+
 def trajectory_reward(trajectory: Trajectory, kind: str) -> float:
-    """The scalar a trajectory is trained on: ``"return"``, ``"success"`` (1/0) or final ``"score"``."""
+    """The scalar a trajectory is trained on: ``"return"``, ``"success"`` (1/0) or ``"score"``.
+
+    ``"score"`` is the final state-based score minus ``INVALID_SCORE_COST`` per invalid turn.  Without the
+    cost an invalid reply, which leaves the score where it was (0.5 at the start), paid better than a
+    random move (which can end in a hole at 0), and a policy trained on the score learned to reply
+    invalidly; with it, an invalid turn never pays better than trying.
+    """
     if kind == "return":
         return float(trajectory.episode_return)
     if kind == "success":
         return float(trajectory.success)
     if kind == "score":
-        return float(trajectory.final_score)
+        return float(trajectory.final_score) - INVALID_SCORE_COST * trajectory.invalid_turns
     raise ValueError(f"unknown reward {kind!r}; expected return, success or score")
 
 

@@ -2,7 +2,7 @@
 
 TRL owns the optimisation (group-normalised advantages, clipped loss, optimizer, checkpoints with RNG
 states, ``report_to``); this module only tells it where trajectories come from.  The ``rollout_func`` hook
-is experimental in TRL 1.16 (notes/trl.md §1.2, §4), so everything that depends on its shape lives here:
+is experimental in TRL 1.16 (TRL's docs mark it so), so everything that depends on its shape lives here:
 
 * the dataset is one string per env instance, ``"seed:<n>"``; TRL repeats each one ``num_generations``
   times consecutively, so rows ``[k*K, (k+1)*K)`` of a call are one group = ``K`` trajectories of one seed;
@@ -16,7 +16,7 @@ is experimental in TRL 1.16 (notes/trl.md §1.2, §4), so everything that depend
 
 What the optimizer sees is unchanged GRPO.  With a search, the trained tokens come from the search policy,
 not from the model alone; TRL recomputes the old log-probs on them, so the first-pass ratio is 1 and the
-update acts as advantage-weighted imitation of the search's choices (notes/trl.md §4) — TSR's intent.
+update acts as advantage-weighted imitation of the search's choices — TSR's intent.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ from transformers import PrinterCallback, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 from trl.models import unwrap_model_for_generation
 
+from tsr_train.collect import collect
 from tsr_train.config import CHECKPOINTS_DIR, TrainConfig, rollout_seed
 from tsr_train.filtering import kept_groups, trajectory_reward
+from tsr_train.heldout import HeldOutCheck
 from tsr_train.metrics import MetricsLogger, rollout_metrics
 from tsr_train.policy import HFPolicy
-from tsr_train.strategies import make_strategy
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -85,7 +86,6 @@ class SearchRollout:
         seeds = [parse_seed(prompt) for prompt in prompts]
         tokenizer = trainer.processing_class
         step_seed = rollout_seed(self.run_seed, trainer.state.global_step, trainer.accelerator.process_index)
-        strategy = make_strategy(self.config.search, seed=step_seed)
         with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as model:
             policy = HFPolicy(
                 model,
@@ -93,13 +93,7 @@ class SearchRollout:
                 max_new_tokens=self.config.max_new_tokens,
                 temperature=self.config.temperature,
             )
-            batch = strategy.rollout(
-                policy,
-                self.config.env_id,
-                seeds,
-                max_turns=self.config.max_turns,
-                env_kwargs=self.config.env_kwargs,
-            )
+            batch = collect(policy, self.config, seeds, step_seed)
         trajectories = batch.trajectories
         if len(trajectories) != len(seeds):
             raise RuntimeError(f"strategy returned {len(trajectories)} trajectories for {len(seeds)} prompts")
@@ -136,19 +130,34 @@ class SearchRollout:
 
 
 class MetricsCallback(TrainerCallback):
-    """Forwards each training log of the Trainer to our ``MetricsLogger`` (console line, JSONL, PNG)."""
+    """Forwards each training log of the Trainer to our ``MetricsLogger`` (console line, JSONL, PNG).
 
-    def __init__(self, logger: MetricsLogger) -> None:
+    It also runs the held-out check: before the first step (logged as step 0, the starting policy) and
+    after every ``eval_every``-th step, merged into that step's record.
+    """
+
+    def __init__(self, logger: MetricsLogger, heldout: HeldOutCheck) -> None:
         self.logger = logger
+        self.heldout = heldout
         self._step_started = time.perf_counter()
+        self._heldout_metrics: dict[str, float] = {}
+
+    def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if state.global_step == 0 and self.heldout.due(0) and PartialState().is_main_process:
+            self.logger.log(0, self.heldout(model, processing_class))
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._step_started = time.perf_counter()
 
+    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if self.heldout.due(state.global_step) and PartialState().is_main_process:
+            self._heldout_metrics = self.heldout(model, processing_class)
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:  # the end-of-training summary has no "loss"
             elapsed = time.perf_counter() - self._step_started
-            self.logger.log(state.global_step, {**logs, "step_time_s": elapsed})
+            self.logger.log(state.global_step, {**logs, **self._heldout_metrics, "step_time_s": elapsed})
+            self._heldout_metrics = {}
 
     def on_save(self, args, state, control, **kwargs):
         self.logger.plot()
@@ -173,6 +182,7 @@ def grpo_args(config: TrainConfig, out_dir: Path) -> GRPOConfig:
         beta=grpo.beta,
         epsilon=grpo.epsilon,
         epsilon_high=grpo.epsilon_high,
+        num_iterations=grpo.num_iterations,
         loss_type=grpo.loss_type,
         scale_rewards=grpo.scale_rewards,
         temperature=rollout.temperature,  # TRL rescales logits by it when scoring the sampled tokens
@@ -207,7 +217,7 @@ def build_grpo_trainer(
         train_dataset=dataset,
         processing_class=tokenizer,
         rollout_func=rollout,
-        callbacks=[MetricsCallback(logger)],
+        callbacks=[MetricsCallback(logger, HeldOutCheck(config))],
     )
     trainer.remove_callback(PrinterCallback)
     return trainer

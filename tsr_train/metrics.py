@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tsr_train.filtering import trajectory_reward
+from tsr_train.filtering import group_spread, trajectory_reward
 
 if TYPE_CHECKING:
     from tsr_train.strategies import RolloutBatch
@@ -31,13 +31,21 @@ CONSOLE_FIELDS: tuple[tuple[str, str], ...] = (
     ("rollout/return", "return"),
     ("rollout/score", "score"),
     ("rollout/invalid_rate", "invalid"),
-    ("rollout/model_tokens", "tokens"),
+    ("rollout/reply_tokens", "reply"),
+    ("rollout/zero_spread_groups", "flat"),
+    ("heldout/success", "held-out"),
     ("search/candidates_generated", "candidates"),
     ("loss", "loss"),
     ("step_time_s", "s/step"),
 )
 #: metrics drawn on the learning curve, one panel each
-CURVE_FIELDS: tuple[str, ...] = ("rollout/success", "rollout/score", "rollout/return", "rollout/invalid_rate")
+CURVE_FIELDS: tuple[str, ...] = (
+    "heldout/success",
+    "rollout/success",
+    "rollout/score",
+    "rollout/invalid_rate",
+    "rollout/zero_spread_groups",
+)
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -46,11 +54,22 @@ def _mean(values: Iterable[float]) -> float:
 
 
 def rollout_metrics(batch: RolloutBatch, reward: str) -> dict[str, float]:
-    """What a step's trajectories achieved, and what the search cost to build them."""
+    """What a step's trajectories achieved, and what the search cost to build them.
+
+    A group is the trajectories of one seed; ``zero_spread_groups`` is the fraction of groups whose
+    trajectories all earned the same reward (no GRPO signal), ``reply_tokens`` the mean model tokens per
+    turn, and ``search/logprob_gap_mean`` how much likelier the search's choices were than their
+    candidates under the policy (0 for naive: nothing is chosen).
+    """
     trajectories = batch.trajectories
     turns = sum(t.num_turns for t in trajectories)
     model_tokens = [sum(t.env_mask) for t in trajectories]
+    groups: dict[int, list[float]] = {}
+    for t in trajectories:
+        groups.setdefault(t.seed, []).append(trajectory_reward(t, reward))
     metrics = {
+        "rollout/zero_spread_groups": _mean(float(group_spread(g) == 0.0) for g in groups.values()),
+        "rollout/reply_tokens": sum(model_tokens) / max(turns, 1),
         "rollout/reward": _mean(trajectory_reward(t, reward) for t in trajectories),
         "rollout/success": _mean(float(t.success) for t in trajectories),
         "rollout/return": _mean(t.episode_return for t in trajectories),
@@ -125,7 +144,8 @@ class MetricsLogger:
         self.title = title
         self.enabled = enabled  # False on the non-main processes of a distributed run
         self.path = self.out_dir / METRICS_FILE
-        self.records = [r for r in read_metrics(self.path) if r["step"] <= start_step]
+        # A run resumed from no checkpoint starts over, its step-0 check included.
+        self.records = [r for r in read_metrics(self.path) if r["step"] <= start_step] if start_step else []
         self._bar = None
         if enabled:
             from tqdm.auto import tqdm

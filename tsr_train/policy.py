@@ -35,6 +35,38 @@ class Sample:
     logprobs: list[float]
 
 
+class ModelLoadError(FileNotFoundError):
+    """A model path or id that does not hold a loadable causal LM and tokenizer (one clear sentence)."""
+
+
+def load_causal_lm(
+    path: str | Path, *, device: str | None = None, dtype: str | torch.dtype | None = None
+) -> tuple[Any, PreTrainedTokenizerBase]:
+    """The one loader of a Hugging Face causal LM and its tokenizer, for training, rollouts and evaluation.
+
+    bf16 on a GPU that supports it, fp32 otherwise (unless ``dtype`` says); the model moves to ``device``
+    if one is given (trainers place it themselves); padding on the left (every row's next token at the
+    same column) and a pad token (the eos token when the tokenizer has none).  The model is returned in
+    train mode, as ``from_pretrained`` gives it; callers that only generate put it in eval mode.
+    """
+    cuda = torch.cuda.is_available()
+    if dtype is None:
+        dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+    except (OSError, ValueError) as error:  # missing files, bad hub id, no network
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise ModelLoadError(
+            f"cannot load a causal LM from {str(path)!r}: {reason} (for the embedded tiny model use "
+            "'embedded', or build one with tsr_train.tiny_model.build_tiny_model(dir))"
+        ) from None
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return (model.to(device) if device is not None else model), tokenizer
+
+
 @runtime_checkable
 class Policy(Protocol):
     """What the rollout strategies need from a model."""
@@ -105,18 +137,8 @@ class HFPolicy:
         dtype: str | torch.dtype | None = None,
         **kwargs: Any,
     ) -> HFPolicy:
-        """Load a model directory or a Hugging Face id already cached; ``kwargs`` go to ``__init__``."""
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(str(path))
-            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype or "auto")
-        except (OSError, ValueError) as error:
-            raise FileNotFoundError(
-                f"cannot load a model from {str(path)!r}: it is not a model directory nor a cached Hugging "
-                "Face id. Build the embedded tiny model with `tsr_train.tiny_model.default_model_path()` "
-                f"(or `build_tiny_model(dir)`). Cause: {error}"
-            ) from error
-        if device is not None:
-            model = model.to(device)
+        """Load with :func:`load_causal_lm`; ``kwargs`` go to ``__init__``."""
+        model, tokenizer = load_causal_lm(path, device=device, dtype=dtype)
         return cls(model.eval(), tokenizer, **kwargs)
 
     @staticmethod
@@ -155,26 +177,54 @@ class HFPolicy:
                 states.append(torch.get_device_module(self.device.type).get_rng_state(self.device))
             self._rng_states = tuple(states)
 
-    def _shared_prefix_cache(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n: int) -> Any:
-        """Prefill each prompt once and share its KV cache among its ``n`` samples.
+    def _prefill_shared_prefixes(self, rows: list[list[int]]) -> tuple[Any, list[list[int]], list[list[int]]]:
+        """Prefill each run of rows that share a prefix once; return the cache, prefixes and suffixes.
 
-        Why: rollout contexts are long (the whole episode so far) and replies short, so the prefill
-        dominates a turn's cost; ``generate`` alone would prefill every prompt ``n`` times.  The last
-        prompt token is left out of the cache so that ``generate`` has a token to start from.
+        Why: rollout contexts are long (the whole episode so far) and replies short, so prefill dominates
+        a turn's cost.  The rows of one call share long prefixes: the ``n`` samples of one prompt share
+        all of it, and a lookahead's continuations of one branch share the branch's context.  Each run
+        of consecutive rows with a long common prefix (see the rule below) is prefilled once and its KV
+        cache replicated to the run's rows; only the suffixes (at least one token each, so that
+        ``generate`` has a token to start from) are encoded per row.
         """
-        if n == 1 or input_ids.shape[1] < 2:
-            return None
+        runs: list[list[int]] = []  # [first row, end row, shared length]
+        for index, row in enumerate(rows):
+            if runs:
+                first, end, shared = runs[-1]
+                common = _common_prefix_length(rows[first][:shared], row)
+                # Join if the row shares at least half of itself with the run, and, once the run has
+                # several rows, without cutting the run's shared prefix by more than a tenth (the n
+                # copies of one prompt must not lose their whole-prompt sharing to the next prompt).
+                if common >= max(len(row) // 2, 1) and (end - first == 1 or common >= 0.9 * shared):
+                    runs[-1] = [first, index + 1, common]
+                    continue
+            runs.append([index, index + 1, len(row)])
+        prefixes, suffixes, owner = [], [], []
+        for run_index, (first, end, shared) in enumerate(runs):
+            shared = min(shared, *(len(rows[i]) - 1 for i in range(first, end)))
+            prefixes.append(rows[first][:shared])
+            for i in range(first, end):
+                suffixes.append(rows[i][shared:])
+                owner.append(run_index)
+        if min(len(prefix) for prefix in prefixes) == 0:  # a one-token prompt: nothing to share
+            return None, [[] for _ in rows], [list(row) for row in rows]
+        input_ids, attention_mask = self._left_padded(prefixes)
         cache = DynamicCache(config=self.model.config)
-        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
         self.model(
-            input_ids=input_ids[:, :-1],
-            attention_mask=attention_mask[:, :-1],
-            position_ids=positions[:, :-1],
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=(attention_mask.cumsum(-1) - 1).clamp(min=0),
             past_key_values=cache,
             use_cache=True,
         )
-        cache.batch_repeat_interleave(n)
-        return cache
+        cache.batch_select_indices(torch.tensor(owner, device=self.device))
+        return cache, [prefixes[run] for run in owner], suffixes
+
+    def _left_padded(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(sequence) for sequence in sequences)
+        ids = [[self.pad_id] * (width - len(seq)) + list(seq) for seq in sequences]
+        mask = [[0] * (width - len(seq)) + [1] * len(seq) for seq in sequences]
+        return torch.tensor(ids, device=self.device), torch.tensor(mask, device=self.device)
 
     @torch.inference_mode()
     def sample(self, prompts: list[list[int]], n: int) -> list[list[Sample]]:
@@ -184,20 +234,21 @@ class HFPolicy:
             return []
         if any(not prompt for prompt in prompts):
             raise ValueError("every prompt needs at least one token")
-        width = max(len(prompt) for prompt in prompts)
-        # Left padding, so every row's next token is generated at the same column.
-        padding = [width - len(prompt) for prompt in prompts]
-        input_ids = torch.tensor(
-            [[self.pad_id] * pad + list(prompt) for pad, prompt in zip(padding, prompts, strict=True)],
-            device=self.device,
-        )
-        columns = torch.arange(width, device=self.device)
-        attention_mask = (columns >= torch.tensor(padding, device=self.device)[:, None]).long()
-        cache = self._shared_prefix_cache(input_ids, attention_mask, n)
+        rows = [list(prompt) for prompt in prompts for _ in range(n)]
+        cache, prefixes, suffixes = self._prefill_shared_prefixes(rows)
+        # Each row is [padding][its shared prefix][padding][its suffix]: the cache covers the first two
+        # parts (as wide as the longest prefix), the padding before the suffix right-aligns every row so
+        # that the next token of each is generated at the same column.  Positions follow the mask.
+        input_ids, attention_mask = self._left_padded(suffixes)
+        if cache is not None:
+            prefix_ids, prefix_mask = self._left_padded(prefixes)
+            input_ids = torch.cat([prefix_ids, input_ids], dim=1)
+            attention_mask = torch.cat([prefix_mask, attention_mask], dim=1)
+        width = input_ids.shape[1]
         with self._own_rng():
             output = self.model.generate(
-                input_ids=input_ids.repeat_interleave(n, dim=0),
-                attention_mask=attention_mask.repeat_interleave(n, dim=0),
+                input_ids=input_ids,
+                attention_mask=attention_mask,
                 past_key_values=cache,
                 generation_config=self.generation_config,
             )
@@ -216,3 +267,12 @@ class HFPolicy:
             for ids, logprobs, length in rows
         ]
         return [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+
+def _common_prefix_length(a: list[int], b: list[int]) -> int:
+    length = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        length += 1
+    return length

@@ -1,7 +1,7 @@
 """PPO with a value head and GAE over model tokens, on search-built multi-turn trajectories.
 
-TRL removed its ``PPOTrainer`` in 1.13 (PR #7020) and the last one took no custom rollouts anyway
-(notes/trl.md §2), so the PPO loop lives here, written to be read top to bottom like CleanRL.  It reuses
+TRL removed its ``PPOTrainer`` in 1.13 (PR #7020) and the last one took no custom rollouts anyway,
+so the PPO loop lives here, written to be read top to bottom like CleanRL.  It reuses
 what it can: TRL's ``selective_log_softmax``/``entropy_from_logits``/``pad``, accelerate's ``Accelerator``
 for the device, mixed precision, DDP, trackers and ``save_state``/``load_state`` checkpoints (model,
 optimizer and every RNG, so a resumed run continues bit for bit), and the same ``Trajectory`` objects,
@@ -36,11 +36,12 @@ from accelerate.utils import set_seed
 from torch import nn
 from trl.trainer.utils import entropy_from_logits, pad, selective_log_softmax
 
+from tsr_train.collect import collect
 from tsr_train.config import CHECKPOINTS_DIR, TrainConfig, latest_checkpoint, rollout_seed
 from tsr_train.filtering import kept_groups, trajectory_reward
+from tsr_train.heldout import HeldOutCheck
 from tsr_train.metrics import MetricsLogger, rollout_metrics
 from tsr_train.policy import HFPolicy
-from tsr_train.strategies import make_strategy
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -181,6 +182,9 @@ def train_ppo(
     )
     unwrapped = accelerator.unwrap_model(agent)
     all_seeds = config.train_seeds
+    heldout = HeldOutCheck(config)
+    if counter.step == 0 and heldout.due(0) and accelerator.is_main_process:
+        logger.log(0, heldout(unwrapped.model, tokenizer))  # the starting policy
 
     while counter.step < config.steps:
         started = time.perf_counter()
@@ -190,14 +194,11 @@ def train_ppo(
         group_seeds = step_seeds[accelerator.process_index :: accelerator.num_processes]
         seeds = [seed for seed in group_seeds for _ in range(rollout.group_size)]
         agent.eval()
-        strategy = make_strategy(
-            rollout.search, seed=rollout_seed(config.seed, step, accelerator.process_index)
-        )
         policy = HFPolicy(
             unwrapped.model, tokenizer, max_new_tokens=rollout.max_new_tokens, temperature=rollout.temperature
         )
-        rollout_batch = strategy.rollout(
-            policy, rollout.env_id, seeds, max_turns=rollout.max_turns, env_kwargs=rollout.env_kwargs
+        rollout_batch = collect(
+            policy, rollout, seeds, rollout_seed(config.seed, step, accelerator.process_index)
         )
         trajectories = rollout_batch.trajectories
         rewards = [trajectory_reward(t, rollout.reward) for t in trajectories]
@@ -283,6 +284,8 @@ def train_ppo(
         metrics["value_mean"] = masked_mean(old_values, mask).item()
         metrics["learning_rate"] = config.learning_rate
         metrics["step_time_s"] = time.perf_counter() - started
+        if heldout.due(counter.step) and accelerator.is_main_process:
+            metrics.update(heldout(unwrapped.model, tokenizer))
         logger.log(counter.step, metrics)
         if config.report_to != "none":
             accelerator.log(metrics, step=counter.step)

@@ -7,6 +7,11 @@ reward of the policy's continuation and the ``info`` where the continuation stop
 
 Why reward *and* score: rewards are sparse (FrozenLake pays only at the goal, WebShop only at purchase), so
 the reward alone cannot tell most candidates apart; the state-based score can.
+
+An invalid reply leaves the state, and so the score, where it was, while a real move can lose (a hole
+scores 0).  Ranked on the score alone, "say nothing useful" would then beat "try", so every scorer here
+subtracts ``invalid_penalty`` (default 1, the whole range of the score) from a candidate whose reply was
+invalid: an invalid reply never ranks above a valid one.
 """
 
 from __future__ import annotations
@@ -55,14 +60,46 @@ class StateScorer:
     reward_weight: float = 1.0
     score_weight: float = 1.0
     include_prior_return: bool = True
+    #: subtracted from the value of a candidate whose own reply was invalid
+    invalid_penalty: float = 1.0
 
     def __call__(self, candidate: Candidate) -> float:
         ret = candidate.reward + candidate.lookahead_return
         if self.include_prior_return:
             ret += candidate.prior_return
         info = candidate.leaf_info if candidate.leaf_info is not None else candidate.info
-        return self.reward_weight * ret + self.score_weight * float(info.get("score", 0.0))
+        value = self.reward_weight * ret + self.score_weight * float(info.get("score", 0.0))
+        if not candidate.info.get("action_is_valid", True):
+            value -= self.invalid_penalty
+        return value
 
 
-def default_scorer() -> Scorer:
-    return StateScorer()
+@dataclass
+class SuccessScorer:
+    """Success only: 1 if the candidate (or its lookahead) solved the instance, else 0 (minus the penalty).
+
+    The sparse end of the design space: it tells candidates apart only when one of them finishes.
+    """
+
+    invalid_penalty: float = 1.0
+
+    def __call__(self, candidate: Candidate) -> float:
+        info = candidate.leaf_info if candidate.leaf_info is not None else candidate.info
+        value = float(bool(info.get("success", False)))
+        if not candidate.info.get("action_is_valid", True):
+            value -= self.invalid_penalty
+        return value
+
+
+#: the scorers ``tsr train --scorer`` and the study name
+SCORERS: dict[str, Callable[[], Scorer]] = {
+    "reward+score": StateScorer,
+    "score": lambda: StateScorer(reward_weight=0.0),
+    "success": SuccessScorer,
+}
+
+
+def make_scorer(name: str) -> Scorer:
+    if name not in SCORERS:
+        raise ValueError(f"unknown scorer {name!r}; expected one of {', '.join(SCORERS)}")
+    return SCORERS[name]()

@@ -13,6 +13,13 @@ step will get; the chosen reply is then stepped on the real env, so the trajecto
 then knows each candidate's actual outcome — an oracle, useful only as an upper bound.  On deterministic
 envs the scored clone simply becomes the branch's env (the outcome is the same).
 
+Selection.  ``selection="argmax"`` (the default) commits the best-valued candidate.  ``"softmax"`` samples
+candidates with probability proportional to ``exp(value / selection_temperature)`` (for beams: ``width``
+of them without replacement, by the Gumbel-top-k trick).  Sampling keeps the committed replies closer to
+what the policy itself would have said, i.e. the rollout closer to on-policy; how far the choices sit
+from the policy is logged as ``logprob_gap_mean``: the log-probability of the chosen reply minus the mean
+over the candidates it was chosen from.
+
 Trajectories hold the exact token ids the policy generated, interleaved with the chat template's ids for
 the env's messages (see ``tsr_train.trajectory``).
 """
@@ -62,6 +69,9 @@ class SearchStats:
     chosen_count: int = 0
     candidate_score_sum: float = 0.0
     candidate_count: int = 0
+    #: sum over decisions between several candidates of (log p(chosen) - mean log p(candidates))
+    logprob_gap_sum: float = 0.0
+    decisions: int = 0
 
     @property
     def chosen_score_mean(self) -> float:
@@ -71,13 +81,24 @@ class SearchStats:
     def candidate_score_mean(self) -> float:
         return self.candidate_score_sum / self.candidate_count if self.candidate_count else 0.0
 
+    @property
+    def logprob_gap_mean(self) -> float:
+        return self.logprob_gap_sum / self.decisions if self.decisions else 0.0
+
+    def record_choice(self, chosen: Sample, candidates: Sequence[Sample]) -> None:
+        """Count one decision: how much likelier (in log-probability) the choice is than its candidates."""
+        if len(candidates) > 1:
+            mean = sum(sum(c.logprobs) for c in candidates) / len(candidates)
+            self.logprob_gap_sum += sum(chosen.logprobs) - mean
+            self.decisions += 1
+
     def merge(self, other: SearchStats) -> SearchStats:
         """The stats of two batches together (counts and times add, means are re-weighted)."""
         return SearchStats(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
 
     def as_dict(self) -> dict[str, float]:
         record = asdict(self)
-        for name in ("chosen_score", "candidate_score"):
+        for name in ("chosen_score", "candidate_score", "logprob_gap"):
             del record[f"{name}_sum"]
             record[f"{name}_mean"] = getattr(self, f"{name}_mean")
         return record
@@ -151,16 +172,31 @@ class RolloutStrategy:
 
     ``scorer`` ranks candidates (default ``StateScorer``: reward plus the env's state-based score);
     ``seed`` seeds the strategy's generator (fresh random streams for honest clones of stochastic envs);
-    ``honest=False`` lets candidates see the real random outcome (see the module docstring).
+    ``honest=False`` lets candidates see the real random outcome; ``selection`` and
+    ``selection_temperature`` choose how candidates are committed (see the module docstring).
     """
 
     name: str
     #: whether candidates are stepped on clones (naive steps the real env directly: nothing to compare)
     uses_clones: ClassVar[bool] = True
 
-    def __init__(self, *, scorer: Scorer | None = None, seed: int | None = 0, honest: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        scorer: Scorer | None = None,
+        seed: int | None = 0,
+        honest: bool = True,
+        selection: str = "argmax",
+        selection_temperature: float = 0.1,
+    ) -> None:
+        if selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+        if selection == "softmax" and not selection_temperature > 0:
+            raise ValueError(f"softmax selection needs a positive temperature, got {selection_temperature}")
         self.scorer: Scorer = scorer if scorer is not None else StateScorer()
         self.honest = honest
+        self.selection = selection
+        self.selection_temperature = float(selection_temperature)
         #: replies sampled per live branch and turn
         self.samples_per_branch = 1
         self._rng = np.random.default_rng(seed)
@@ -245,19 +281,37 @@ class RolloutStrategy:
         for expansion in expansions:
             expansion.value = float(self.scorer(expansion.candidate))
 
+    def _rank_values(self, values: Sequence[float]) -> list[float]:
+        """The values candidates are ranked by: as they are for argmax, Gumbel-perturbed for softmax.
+
+        The best of ``value + temperature * Gumbel`` is a sample from ``softmax(value / temperature)``,
+        and the top k are a sample of k without replacement.
+        """
+        if self.selection == "argmax":
+            return list(values)
+        noise = self._rng.gumbel(size=len(values))
+        return [value + self.selection_temperature * g for value, g in zip(values, noise, strict=True)]
+
     def _select(
         self, run: _Run, groups: list[list[_Branch]], expansions: list[_Expansion]
     ) -> list[list[_Branch]]:
-        """Keep the best candidate of each live branch (finished branches stay as they are)."""
-        best: dict[int, _Expansion] = {}
-        for expansion in expansions:
+        """Keep one candidate of each live branch (finished branches stay as they are)."""
+        ranks = self._rank_values([expansion.value for expansion in expansions])
+        best: dict[int, int] = {}
+        siblings: dict[int, list[Sample]] = {}
+        for index, expansion in enumerate(expansions):
             key = id(expansion.parent)
-            if key not in best or expansion.value > best[key].value:
-                best[key] = expansion
+            siblings.setdefault(key, []).append(expansion.sample)
+            if key not in best or ranks[index] > ranks[best[key]]:
+                best[key] = index
+        for key, index in best.items():
+            run.stats.record_choice(expansions[index].sample, siblings[key])
         run.stats.branches_pruned += len(expansions) - len(best)
         return [
             [
-                self._commit(run, best[id(branch)], exclusive=True) if id(branch) in best else branch
+                self._commit(run, expansions[best[id(branch)]], exclusive=True)
+                if id(branch) in best
+                else branch
                 for branch in group
             ]
             for group in groups
@@ -391,10 +445,14 @@ class Beam(RolloutStrategy):
         new_groups = []
         for group, options in zip(groups, by_group, strict=True):
             pool: list[_Branch | _Expansion] = [branch for branch in group if branch.done] + options
+            ranks = self._rank_values([item.value for item in pool])
             # Stable sort: on ties, finished beams first, then candidates in sampling order.
-            kept = sorted(pool, key=lambda item: -item.value)[: self.width]
+            order = sorted(range(len(pool)), key=lambda index: -ranks[index])
+            kept = [pool[index] for index in order[: self.width]]
             run.stats.branches_pruned += len(pool) - len(kept)
             children = [item for item in kept if isinstance(item, _Expansion)]
+            for child in children:
+                run.stats.record_choice(child.sample, [option.sample for option in options])
             remaining = {id(child.parent): 0 for child in children}
             for child in children:
                 remaining[id(child.parent)] += 1
@@ -484,6 +542,7 @@ def _positive(name: str, value: int) -> int:
     return value
 
 
+SELECTIONS = ("argmax", "softmax")
 STRATEGY_GRAMMAR = (
     "naive | best-of-N | beam-WxB (width x branching) | lookahead-DxN (depth x candidates), "
     "with positive integers, e.g. 'best-of-4', 'beam-2x3', 'lookahead-2x4'"
@@ -492,7 +551,8 @@ _SPEC = re.compile(r"naive|best-of-(?P<n>\d+)|beam-(?P<w>\d+)x(?P<b>\d+)|lookahe
 
 
 def make_strategy(spec: str, **kwargs: Any) -> RolloutStrategy:
-    """Parse a strategy spec; ``kwargs`` (``scorer``, ``seed``, ``honest``, ``discount``) go to the class."""
+    """Parse a strategy spec; ``kwargs`` (``scorer``, ``seed``, ``honest``, ``selection``,
+    ``selection_temperature``, ``discount``) go to the class."""
     match = _SPEC.fullmatch(spec.strip().lower()) if isinstance(spec, str) else None
     if match is None:
         raise ValueError(f"unknown rollout strategy {spec!r}; expected {STRATEGY_GRAMMAR}")
@@ -509,6 +569,7 @@ def make_strategy(spec: str, **kwargs: Any) -> RolloutStrategy:
 
 
 __all__ = [
+    "SELECTIONS",
     "STRATEGY_GRAMMAR",
     "Beam",
     "BestOfN",

@@ -36,6 +36,7 @@ from webshop_server.engine import (
     normalize_query,
 )
 from webshop_server.sessions import SessionStore
+from webshop_server.synthetic import generate_catalog
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _RESERVED_PARAMS = ("q", "page")
@@ -85,12 +86,20 @@ class Shop:
         return record
 
 
-def create_app(catalog: Catalog | None = None, *, seed: int = 0, show_attributes: bool = False,
-               max_sessions: int = 10_000, session_ttl: float = 3600.0) -> Flask:
+def create_app(
+    catalog: Catalog | None = None,
+    *,
+    seed: int = 0,
+    show_attributes: bool = False,
+    max_sessions: int = 10_000,
+    session_ttl: float = 3600.0,
+) -> Flask:
     """A Flask app serving ``catalog`` (default: the 1,000-product synthetic catalogue of ``seed``)."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
-    engine = Engine(catalog or Catalog.synthetic(1000, seed), show_attributes=show_attributes)
+    engine = Engine(
+        catalog or generate_catalog(num_products=1000, seed=seed), show_attributes=show_attributes
+    )
     shop = Shop(engine, SessionStore(max_sessions, session_ttl), seed)
     app.extensions["webshop"] = shop
     _register_html(app, shop)
@@ -152,8 +161,15 @@ def _requested_record(engine: Engine, current: SessionRecord, page: str, asin: s
     options: tuple[tuple[str, str], ...] = ()
     if page != RESULTS and page != SEARCH:
         options = tuple(sorted((k, v) for k, v in request.args.items() if k not in _RESERVED_PARAMS))
-    record = SessionRecord(goal_index=current.goal_index, page=page, query=query if page != SEARCH else "",
-                           page_number=number, asin=asin, options=options, steps=current.steps)
+    record = SessionRecord(
+        goal_index=current.goal_index,
+        page=page,
+        query=query if page != SEARCH else "",
+        page_number=number,
+        asin=asin,
+        options=options,
+        steps=current.steps,
+    )
     error = engine.validate(record)
     if error is not None:
         abort(404 if "unknown product" in error or "does not exist" in error else 400, error)
@@ -169,15 +185,26 @@ def _register_html(app: Flask, shop: Shop) -> None:
     def show(session_id: str, record: SessionRecord):
         shop.sessions.put(session_id, record)
         actions = engine.available_actions(record)
-        links = {c: record_url(session_id, engine.transition(record, f"click[{c}]").record)
-                 for c in actions["clickables"] if c != BUY_NOW}
-        buy_url = (url_for("buy", sid=session_id, asin=record.asin, **_item_params(record))
-                   if record.page == ITEM else None)
+        links = {
+            c: record_url(session_id, engine.transition(record, f"click[{c}]").record)
+            for c in actions["clickables"]
+            if c != BUY_NOW
+        }
+        buy_url = (
+            url_for("buy", sid=session_id, asin=record.asin, **_item_params(record))
+            if record.page == ITEM
+            else None
+        )
         template = {SEARCH: "search.html", RESULTS: "results.html", ITEM: "item.html", DONE: "done.html"}
-        return render_template(template.get(record.page, "sub_page.html"), sid=session_id,
-                               page=engine.page_model(record), links=links, record=record,
-                               observation=engine.render_text(record),
-                               buy_url=buy_url)
+        return render_template(
+            template.get(record.page, "sub_page.html"),
+            sid=session_id,
+            page=engine.page_model(record),
+            links=links,
+            record=record,
+            observation=engine.render_text(record),
+            buy_url=buy_url,
+        )
 
     def navigate(session_id: str, page: str, asin: str = ""):
         current = shop.current(session_id)
@@ -233,9 +260,15 @@ def _register_api(app: Flask, shop: Shop) -> None:
     engine = shop.engine
 
     def view(session_id: str, record: SessionRecord, **extra: Any) -> dict[str, Any]:
-        return {"session": session_id, "record": record.to_dict(), "observation": engine.render_text(record),
-                "available_actions": engine.available_actions(record), "page": engine.page_model(record),
-                "score": engine.score(record), **extra}
+        return {
+            "session": session_id,
+            "record": record.to_dict(),
+            "observation": engine.render_text(record),
+            "available_actions": engine.available_actions(record),
+            "page": engine.page_model(record),
+            "score": engine.score(record),
+            **extra,
+        }
 
     def body() -> dict[str, Any]:
         data = request.get_json(silent=True)
@@ -248,8 +281,13 @@ def _register_api(app: Flask, shop: Shop) -> None:
     @app.get("/api/info")
     def api_info():
         catalog = engine.catalog
-        return jsonify(catalog=catalog.name, products=len(catalog), goals=len(catalog.goals),
-                       show_attributes=engine.show_attributes, max_query_chars=MAX_QUERY_CHARS)
+        return jsonify(
+            catalog=catalog.name,
+            products=len(catalog),
+            goals=len(catalog.goals),
+            show_attributes=engine.show_attributes,
+            max_query_chars=MAX_QUERY_CHARS,
+        )
 
     @app.post("/api/sessions")
     def api_create():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from webshop_server.search import BM25Index
@@ -112,19 +111,3 @@ class Catalog:
         """ASINs of the best BM25 matches for ``query``, best first (at most the index's result limit)."""
         return tuple(self.products[i].asin for i in self.index.search(query))
 
-    @classmethod
-    def synthetic(cls, num_products: int = 1000, seed: int = 0) -> Catalog:
-        """The built-in procedurally generated catalogue (see :func:`webshop_server.synthetic.generate`)."""
-        from webshop_server.synthetic import generate_catalog
-
-        return generate_catalog(num_products=num_products, seed=seed)
-
-    @classmethod
-    def from_webshop_files(cls, items_path: str | Path, attributes_path: str | Path,
-                           human_path: str | Path | None = None, *, goals: str = "synthetic",
-                           num_products: int | None = None, seed: int = 0) -> Catalog:
-        """Load the original WebShop JSON files (see :func:`webshop_server.original_files.load_webshop`)."""
-        from webshop_server.original_files import load_webshop
-
-        return load_webshop(items_path, attributes_path, human_path, goals=goals,
-                            num_products=num_products, seed=seed)

@@ -5,12 +5,18 @@ Used by the ``serve-webshop`` command and by the environments, so both accept th
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from webshop_server.catalog import Catalog
 from webshop_server.original_files import load_webshop
+from webshop_server.synthetic import generate_catalog
 
 DEFAULT_SYNTHETIC_PRODUCTS = 1000
+
+
+class CatalogError(ValueError):
+    """A catalogue that cannot be loaded: a missing path, files of the wrong shape, a bad size."""
 
 
 def find_webshop_files(path: str | Path) -> tuple[Path, Path, Path | None]:
@@ -20,9 +26,9 @@ def find_webshop_files(path: str | Path) -> tuple[Path, Path, Path | None]:
     and ``items_shuffle.json`` (the full file sorts last).
     """
     path = Path(path)
+    if not path.exists():
+        raise CatalogError(f"no WebShop catalogue at {path}: no such file or folder")
     folder = path if path.is_dir() else path.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no WebShop data folder at {folder}")
 
     def pick(pattern: str) -> Path | None:
         found = sorted(folder.glob(pattern))
@@ -31,16 +37,40 @@ def find_webshop_files(path: str | Path) -> tuple[Path, Path, Path | None]:
     items = path if path.is_file() else pick("items_shuffle*.json")
     attributes = pick("items_ins_v2*.json")
     if items is None or attributes is None:
-        raise FileNotFoundError(f"{folder} needs items_shuffle*.json and items_ins_v2*.json")
+        raise CatalogError(f"{folder} needs items_shuffle*.json and items_ins_v2*.json")
     return items, attributes, pick("items_human_ins*.json")
 
 
-def load_catalog(source: str | Path = "synthetic", *, num_products: int | None = None,
-                 goals: str = "synthetic", seed: int = 0) -> Catalog:
-    """The built-in synthetic catalogue (``source="synthetic"``) or the original files found at ``source``."""
+def load_catalog(
+    source: str | Path = "synthetic",
+    *,
+    num_products: int | None = None,
+    goals: str = "synthetic",
+    seed: int = 0,
+) -> Catalog:
+    """The built-in synthetic catalogue (``source="synthetic"``) or the original files found at ``source``.
+
+    Raises :class:`CatalogError` (one clear sentence) for a missing path, files that are valid JSON of
+    the wrong shape, or a product count below one.
+    """
+    if num_products is not None and num_products < 1:
+        raise CatalogError(f"the number of products must be at least 1, got {num_products}")
     if str(source) == "synthetic":
         if goals != "synthetic":
-            raise ValueError("the generated catalogue has synthetic goals only")
-        return Catalog.synthetic(num_products or DEFAULT_SYNTHETIC_PRODUCTS, seed)
+            raise CatalogError("the generated catalogue has synthetic goals only")
+        return generate_catalog(num_products=num_products or DEFAULT_SYNTHETIC_PRODUCTS, seed=seed)
     items, attributes, human = find_webshop_files(source)
-    return load_webshop(items, attributes, human, goals=goals, num_products=num_products, seed=seed)
+    try:
+        return load_webshop(items, attributes, human, goals=goals, num_products=num_products, seed=seed)
+    except (
+        AttributeError,
+        KeyError,
+        TypeError,
+        IndexError,
+        UnicodeDecodeError,
+        json.JSONDecodeError,
+    ) as error:
+        raise CatalogError(
+            f"{items.parent} does not hold WebShop files in the original format "
+            f"({type(error).__name__}: {error})"
+        ) from None

@@ -116,7 +116,7 @@ def test_splits_are_fixed_and_documented():
     assert split_seeds("test", 3) == [0, 1, 2]
     assert split_seeds("validation", 2) == [5000, 5001]
     assert parse_seeds("0-3,9,2") == [0, 1, 2, 3, 9]
-    with pytest.raises(EvalInputError):
+    with pytest.raises(ValueError, match="only 5000 seeds"):
         split_seeds("test", 5001)
     with pytest.raises(EvalInputError):
         parse_seeds("a-b")

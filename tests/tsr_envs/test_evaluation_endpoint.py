@@ -8,6 +8,7 @@ not chat completions, and replies that are nonsense.  It serves the suite's tiny
 
 from __future__ import annotations
 
+import datetime
 import json
 import threading
 import time
@@ -17,7 +18,7 @@ import pytest
 
 from tsr_envs.cli import main
 from tsr_envs.evaluation import EvalInputError, evaluate
-from tsr_envs.evaluation.openai_agent import OpenAIAgent
+from tsr_envs.evaluation.openai_agent import OpenAIAgent, parse_retry_after
 
 EASY = "tsr/FrozenLake-Deterministic-v0"
 MAX_REQUESTS = 300
@@ -30,7 +31,9 @@ def tiny_model_dir(tmp_path_factory):
         from tsr_train.tiny_model import build_tiny_model
     except ImportError:
         return None
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), warmup_steps=0)
+    return build_tiny_model(
+        tmp_path_factory.mktemp("tiny-model"), warmup_steps=0, prior="format", episodes_per_env=24
+    )
 
 
 class FakeEndpoint(ThreadingHTTPServer):
@@ -91,14 +94,18 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, b"{}")
         if fault == "500":
             return self._send(500, b"internal error")
+        if fault == "429":
+            return self._send(429, b"slow down", headers={"Retry-After": "1"})
         if fault == "garbage body":
             return self._send(200, b"<html>upstream hiccup</html>")
         content = "lorem ipsum ~~" if fault == "garbage reply" else server.backend(body["messages"])
         reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
         self._send(200, json.dumps(reply).encode())
 
-    def _send(self, status: int, payload: bytes) -> None:
+    def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -114,9 +121,9 @@ def scripted_policy(messages) -> str:
 def backend(tiny_model_dir):
     if tiny_model_dir is None:
         return scripted_policy
-    from tsr_envs.evaluation.hf_agent import HFAgent
+    from tsr_train.agent import PolicyAgent
 
-    model = HFAgent(str(tiny_model_dir), max_new_tokens=4)
+    model = PolicyAgent(str(tiny_model_dir), max_new_tokens=4)
     lock = threading.Lock()
 
     def generate(messages) -> str:
@@ -176,7 +183,28 @@ def test_timeouts_are_retried_with_backoff(endpoint):
     results = evaluate(agent, EASY, episodes=2, max_turns=2)
     assert agent.stats["timeouts"] == 4 and agent.stats["failed"] == 1 and agent.stats["retries"] == 3
     assert sum(r["missing_replies"] for r in results.records) == 1
-    assert time.monotonic() - started >= 4 * 0.3 + 0.05 + 0.05 + 0.1
+    assert time.monotonic() - started >= 4 * 0.3  # the client did wait out each timeout
+
+
+@pytest.mark.timeout(60)
+def test_a_429_is_retried_after_the_servers_retry_after(endpoint):
+    endpoint.backend = scripted_policy
+    endpoint.faults = {0: "429"}
+    # backoff alone would wait at most 0.01 s: only honouring Retry-After makes the first reply late
+    agent = OpenAIAgent(endpoint.base_url, "tiny", retries=2, backoff=0.01, concurrency=1)
+    started = time.monotonic()
+    reply = agent.complete([{"role": "user", "content": "hi"}])
+    assert reply and agent.stats["retries"] == 1
+    assert time.monotonic() - started >= 1.0
+
+
+def test_retry_after_parsing():
+    from email.utils import format_datetime
+
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    future = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=30)
+    assert 25 < parse_retry_after(format_datetime(future, usegmt=True)) <= 30
 
 
 @pytest.mark.timeout(60)

@@ -114,3 +114,42 @@ def test_a_folder_refuses_a_run_with_other_settings(tmp_path):
     # more agents and more seeds in the same folder are fine
     results = evaluate(["random", "oracle"], "tsr/FrozenLake-v0", episodes=4, out=tmp_path, plot=False)
     assert len(results.records) == 8 and len(_lines(tmp_path)) == 8
+
+
+def _children(pid: int) -> list[int]:
+    """The process ids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_workers_exit_when_the_eval_process_is_killed(tmp_path):
+    process = _eval(tmp_path / "orphans", "--workers", "2", delay=0.2)
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while len(workers) < 2 and process.poll() is None and time.monotonic() < deadline:
+        workers = _children(process.pid)
+        time.sleep(0.05)
+    assert len(workers) >= 2, "the pool did not start"
+    os.kill(process.pid, signal.SIGKILL)  # only the parent: the workers are left behind
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)

@@ -90,3 +90,19 @@ def test_huge_replies_take_linear_time(piece):
     large_time = time.perf_counter() - start
     # Ten times the text must not cost a hundred times the work (quadratic behaviour).
     assert large_time < max(small_time, 1e-3) * 40
+
+
+def test_overlong_replies_are_refused_unread():
+    import gymnasium as gym
+
+    from tsr_envs.parsing import REPLY_MAX_LENGTH
+
+    env = gym.make("tsr/WebShop-v0")
+    env.reset(seed=0)
+    # characters that expand under Unicode normalisation, 10 MB of them
+    reply = "<answer>search[" + "\ufdfa" * 10_000_000 + "]</answer>"
+    _, reward, terminated, _, info = env.step(reply)
+    assert not info["action_is_valid"] and reward < 0 and not terminated
+    assert f"at most {REPLY_MAX_LENGTH}" in info["feedback"]
+    ok = parse_reply("<answer>Up</answer>" + " " * (REPLY_MAX_LENGTH - 19), 5)
+    assert ok.error is None and ok.actions == ("Up",)

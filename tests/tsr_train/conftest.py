@@ -14,6 +14,16 @@ import pytest
 from tsr_train.policy import Sample
 from tsr_train.tiny_model import CACHE_ENV_VAR, build_tiny_model, default_model_path
 
+#: A quick build for the tests (seconds, not minutes): the format-only warm-up on a small corpus.  The
+#: tests check behaviour, not skill, so they need well-formed replies, not a good player.
+FAST_RECIPE = {
+    "prior": "format",
+    "warmup_steps": 60,
+    "episodes_per_env": 96,
+    "batch_size": 8,
+    "learning_rate": 5e-3,
+}
+
 #: A script maps (decoded context, n) to the n replies a fake policy returns for that context.
 Script = Callable[[str, int], list[str]]
 
@@ -57,7 +67,7 @@ def cycle(*replies: str) -> Script:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if os.environ.get(CACHE_ENV_VAR):
         return default_model_path()
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"))
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"), **FAST_RECIPE)
 
 
 @pytest.fixture(scope="session")

@@ -65,6 +65,21 @@ def test_logprobs_match_a_forward_pass_at_the_sampling_temperature(tiny_model, t
             assert sample.logprobs == pytest.approx(expected.tolist(), abs=1e-3)
 
 
+def test_rows_sharing_a_prefix_decode_as_if_alone(tiny_model, tokenizer):
+    """Lookahead continuations share their branch's context: prefilled once, the replies are unchanged."""
+    policy = HFPolicy(tiny_model, tokenizer, temperature=0.0, max_new_tokens=12)
+    (base,) = _prompts(tokenizer, seeds=(5,))
+    tails = [tokenizer.encode(text, add_special_tokens=False) for text in ("Left", "Down || Up", "R")]
+    prompts = [base + tail for tail in tails] + _prompts(tokenizer, seeds=(6,))
+    together = policy.sample(prompts, 1)
+    for prompt, (sample,) in zip(prompts, together, strict=True):
+        (alone,) = policy.sample([prompt], 1)[0]
+        assert sample.token_ids == alone.token_ids
+        assert sample.logprobs == pytest.approx(alone.logprobs, abs=1e-4)
+    prefixes = policy._prefill_shared_prefixes([list(p) for p in prompts])[1]
+    assert prefixes[0] == prefixes[1] == prefixes[2] and len(prefixes[0]) >= len(base) // 2
+
+
 def test_seeded_sampling_is_reproducible_and_leaves_the_global_rng_alone(tiny_model, tokenizer):
     prompts = _prompts(tokenizer)
     torch.manual_seed(123)
@@ -104,3 +119,26 @@ def test_from_pretrained_round_trip_and_clear_error(tiny_model_dir, tmp_path):
         HFPolicy.from_pretrained(tmp_path / "missing")
     with pytest.raises(ValueError):
         HFPolicy(policy.model, policy.tokenizer, max_new_tokens=0)
+
+
+def test_hf_eval_agent_replays_training_rollouts_token_for_token(tiny_model_dir, tiny_model, tokenizer):
+    """``tsr eval --agent hf:PATH`` samples through the training stack: greedy replies match a rollout's."""
+    from tsr_envs.evaluation import AgentOptions, evaluate
+    from tsr_train.strategies import make_strategy
+
+    seeds = [10_000, 10_001, 10_002]
+    options = AgentOptions(max_tokens=24, temperature=0.0)
+    results = evaluate(
+        f"hf:{tiny_model_dir}",
+        "tsr/FrozenLake-v0",
+        seeds=seeds,
+        max_turns=3,
+        agent_options=options,
+        progress=False,
+        plot=False,
+    )
+    policy = HFPolicy(tiny_model, tokenizer, temperature=0.0, max_new_tokens=24)
+    batch = make_strategy("naive").rollout(policy, "tsr/FrozenLake-v0", seeds, max_turns=3)
+    for record, trajectory in zip(results.records, batch, strict=True):
+        replies = [m["content"] for m in record["messages"] if m["role"] == "assistant"]
+        assert replies == trajectory.replies

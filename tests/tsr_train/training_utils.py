@@ -28,7 +28,7 @@ def tiny_config(model_dir: Path, out_dir: Path, algo: str, **overrides) -> Train
         reward="score",
     )
     rollout = dataclasses.replace(rollout, **rollout_fields)
-    train_fields = {"steps": 2, "learning_rate": 1e-3, "save_every": 2}
+    train_fields = {"steps": 2, "learning_rate": 1e-3, "save_every": 2, "eval_every": 0}
     train_fields.update({k: v for k, v in overrides.items() if not k.startswith("rollout_")})
     return TrainConfig(algo=algo, model=str(model_dir), out_dir=str(out_dir), rollout=rollout, **train_fields)
 

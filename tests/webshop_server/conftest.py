@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import require_shared_data
 from webshop_server import Catalog, Engine
 from webshop_server.original_files import load_webshop
+from webshop_server.synthetic import generate_catalog
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +25,7 @@ def real_catalog(webshop_data: Path) -> Catalog:
 
 @pytest.fixture(scope="session")
 def synthetic_catalog() -> Catalog:
-    return Catalog.synthetic(1000, seed=0)
+    return generate_catalog(num_products=1000, seed=0)
 
 
 @pytest.fixture(scope="session")

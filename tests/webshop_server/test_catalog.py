@@ -15,6 +15,7 @@ import pytest
 from webshop_server import Catalog, load_catalog
 from webshop_server.original_files import load_webshop
 from webshop_server.reward import fuzzy_match, normalize_color
+from webshop_server.synthetic import generate_catalog
 from webshop_server.taxonomy import PRODUCT_TYPES
 from webshop_server.text import clean_text, in_charset
 
@@ -76,7 +77,7 @@ def test_range_prices_draw_inside_the_range(real_catalog: Catalog):
 
 @pytest.mark.parametrize("size", [100, 2000])
 def test_synthetic_catalogue_sizes_and_goals(size: int):
-    catalog = Catalog.synthetic(size, seed=3)
+    catalog = generate_catalog(num_products=size, seed=3)
     assert len(catalog) == size
     assert 0.2 * size < len({g["asin"] for g in catalog.goals}) < 0.6 * size
     goal = catalog.goals[len(catalog.goals) // 2]
@@ -96,8 +97,8 @@ def test_synthetic_goal_weights_match_the_goal_dicts(synthetic_catalog: Catalog)
 
 
 def test_synthetic_catalogue_is_deterministic_per_seed(synthetic_catalog: Catalog):
-    assert Catalog.synthetic(1000, seed=0).products == synthetic_catalog.products
-    assert Catalog.synthetic(1000, seed=1).products != synthetic_catalog.products
+    assert generate_catalog(num_products=1000, seed=0).products == synthetic_catalog.products
+    assert generate_catalog(num_products=1000, seed=1).products != synthetic_catalog.products
 
 
 def test_taxonomy_option_values_survive_colour_normalisation():
@@ -111,7 +112,8 @@ def test_taxonomy_option_values_survive_colour_normalisation():
 _FINGERPRINT = """
 import hashlib, json
 from webshop_server import Catalog, Engine
-c = Catalog.synthetic(300, seed=7)
+from webshop_server.synthetic import generate_catalog
+c = generate_catalog(num_products=300, seed=7)
 e = Engine(c)
 r = e.new_record(5)
 parts = [repr(c.products), json.dumps([c.goals[i] for i in range(len(c.goals))], sort_keys=True)]

@@ -10,6 +10,7 @@ import pytest
 from webshop_server import Catalog, Engine, SessionRecord, parse_action
 from webshop_server.engine import DONE, ITEM, RESULTS, SEARCH
 from webshop_server.reward import fuzzy_match, normalize_color
+from webshop_server.synthetic import generate_catalog
 from webshop_server.text import in_charset
 
 
@@ -31,7 +32,7 @@ def test_oracle_reaches_one_on_every_synthetic_goal(engine: Engine):
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_oracle_on_larger_generated_catalogues(seed: int):
-    engine = Engine(Catalog.synthetic(5000, seed=seed))
+    engine = Engine(generate_catalog(num_products=5000, seed=seed))
     for index in range(0, len(engine.catalog.goals), 37):
         record = run(engine, engine.new_record(index), engine.oracle_actions(engine.new_record(index)))
         assert record.reward == 1.0, index

@@ -8,14 +8,15 @@ From Python::
     print(results.table())
 
 From the shell: ``tsr eval --agent random,oracle --env all --episodes 100 --out runs/baselines`` and
-``tsr report runs/a runs/b``.  Seeds come from fixed splits (``splits.SPLITS``) so numbers are comparable.
+``tsr report runs/a runs/b``.  Seeds come from fixed splits (``tsr_envs.splits``) so numbers are comparable.
 """
 
 from tsr_envs.evaluation.agents import Agent, AgentOptions, OracleAgent, RandomAgent, make_agent
 from tsr_envs.evaluation.errors import EvalInputError
 from tsr_envs.evaluation.report import EvalResults, load_results, merge
 from tsr_envs.evaluation.runner import evaluate
-from tsr_envs.evaluation.splits import SPLITS, parse_seeds, split_seeds
+from tsr_envs.evaluation.seed_lists import parse_seeds
+from tsr_envs.splits import SPLITS, split_seeds
 
 __all__ = [
     "SPLITS",

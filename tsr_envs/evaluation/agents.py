@@ -17,7 +17,8 @@ Specs understood by ``make_agent`` and ``tsr eval --agent``:
 
 ``random``                a random legal action per turn, seeded
 ``oracle``                the env's shortest plan (``env.unwrapped.optimal_actions()``); the upper bound
-``hf:PATH``               a local Hugging Face causal LM (needs the ``[train]`` extra)
+``hf:PATH``               a local Hugging Face causal LM (needs the ``[train]`` extra); ``hf:embedded``
+                          is the embedded tiny model that ``tsr train`` starts from
 ``openai:BASE_URL``       an OpenAI-compatible chat endpoint (vLLM, llama.cpp, ...); needs ``--model``
 ``python:MODULE:NAME``    your function ``f(history) -> str``, or a class / object with ``act_batch``
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import importlib.util
 import inspect
 import os
 from collections.abc import Callable, Sequence
@@ -38,6 +40,8 @@ from tsr_envs.chat import Message
 from tsr_envs.evaluation.errors import EvalInputError
 
 History = list[Message]
+#: ``hf:embedded``: the embedded tiny model (built on first use)
+EMBEDDED_MODEL = "embedded"
 SPEC_FORMS = "random, oracle, hf:PATH, openai:BASE_URL (with --model) or python:MODULE:NAME"
 
 
@@ -190,10 +194,14 @@ class AgentSpec:
         if self.kind == "oracle":
             return OracleAgent()
         if self.kind == "hf":
-            from tsr_envs.evaluation.hf_agent import HFAgent
+            agent_class = _hf_agent_class()
+            path = self.target
+            if path == EMBEDDED_MODEL:  # built on first use and cached, like tsr train --model embedded
+                from tsr_train.tiny_model import default_model_path
 
-            return HFAgent(
-                self.target,
+                path = str(default_model_path())
+            return agent_class(
+                path,
                 temperature=opts.temperature,
                 max_new_tokens=opts.max_tokens,
                 seed=opts.seed,
@@ -215,6 +223,23 @@ class AgentSpec:
         return as_agent(_instantiate(_load_python_object(self.target)), self.label)
 
 
+def _hf_agent_class() -> Any:
+    """The ``hf`` agent from the entry point group ``tsr.agents`` (``tsr_train.agent.PolicyAgent``).
+
+    Found, not imported by name, so that ``tsr_envs`` does not depend on ``tsr_train``: the agent lives
+    with the sampling stack it shares with training.
+    """
+    from importlib.metadata import entry_points
+
+    found = [point for point in entry_points(group="tsr.agents") if point.name == "hf"]
+    if not found:
+        raise EvalInputError("hf agents need the [train] extra: pip install 'tsr-suite[train]'")
+    try:
+        return found[0].load()
+    except ImportError as error:
+        raise EvalInputError(f"hf agents need the [train] extra ('tsr-suite[train]'): {error}") from None
+
+
 def parse_agent_spec(text: str, options: AgentOptions | None = None) -> AgentSpec:
     """Check a spec without loading any model; raise ``EvalInputError`` with the accepted forms if bad."""
     options = options or AgentOptions()
@@ -223,6 +248,10 @@ def parse_agent_spec(text: str, options: AgentOptions | None = None) -> AgentSpe
     if kind in ("random", "oracle") and not target:
         return AgentSpec(kind, "", options)
     if kind == "hf" and target:
+        if target == EMBEDDED_MODEL:
+            if importlib.util.find_spec("tsr_train") is None or importlib.util.find_spec("torch") is None:
+                raise EvalInputError("hf:embedded needs the [train] extra: pip install 'tsr-suite[train]'")
+            return AgentSpec(kind, target, options)
         if not os.path.isdir(target):
             raise EvalInputError(f"hf agent: {target!r} is not a local model folder")
         return AgentSpec(kind, target, options)

@@ -15,7 +15,7 @@ from typing import Any
 
 from tsr_envs.evaluation.agents import SPEC_FORMS, AgentOptions
 from tsr_envs.evaluation.errors import EvalInputError
-from tsr_envs.evaluation.splits import SPLITS
+from tsr_envs.splits import SPLITS
 
 EXAMPLES = """examples:
   tsr eval --agent random,oracle --env all --episodes 100 --workers 2 --out runs/baselines

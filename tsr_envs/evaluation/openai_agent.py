@@ -2,17 +2,21 @@
 
 Uses only the standard library (``urllib.request``), so evaluation needs no ``openai`` package.  Endpoints
 fail in ordinary ways -- timeouts, 5xx under load, 429, a proxy answering with an HTML page -- and one bad
-request must not end a run of thousands of episodes: such requests are retried with exponential backoff,
-and a reply that still never comes is returned as ``None`` (an invalid turn for the episode, counted in its
-record).  Only errors that will recur on every request (401, 403, 404: wrong key, URL or model) stop the run
-with a clear message.  ``act_batch`` keeps at most ``concurrency`` requests in flight.
+request must not end a run of thousands of episodes: such requests are retried (after the ``Retry-After``
+the server asks for, else after exponential backoff with jitter), and a reply that still never comes is
+returned as ``None`` (an invalid turn for the episode, counted in its record).  Only errors that will
+recur on every request (401, 403, 404: wrong key, URL or model) stop the run with a clear message.
+``act_batch`` keeps at most ``concurrency`` requests in flight.
 """
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import http.client
 import json
 import os
+import random
 import threading
 import time
 import urllib.error
@@ -30,6 +34,22 @@ _FATAL_STATUS = {
     404: "not found (check the base URL and --model)",
 }
 _RETRY_STATUS = {408, 409, 429}
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); ``None`` if absent."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
 
 
 class MalformedResponse(ValueError):
@@ -105,14 +125,17 @@ class OpenAIAgent:
                 "max_tokens": self.max_tokens,
             }
         ).encode()
+        retry_after: float | None = None
         for attempt in range(self.retries + 1):
             if attempt:
                 self._count("retries")
-                time.sleep(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
+                time.sleep(self._delay(attempt, retry_after))
+            retry_after = None
             self._count("requests")
             try:
                 return self._post(body)
             except urllib.error.HTTPError as error:
+                retry_after = parse_retry_after(error.headers.get("Retry-After") if error.headers else None)
                 if error.code in _FATAL_STATUS:
                     raise EvalInputError(
                         f"{self.url}: HTTP {error.code} {_FATAL_STATUS[error.code]}"
@@ -132,6 +155,16 @@ class OpenAIAgent:
                 self._count("malformed")
         self._count("failed")
         return None
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """The wait before retry ``attempt``: the server's ``Retry-After`` if it sent one, else backoff.
+
+        Backoff is "full jitter" (uniform in ``[0, backoff * 2**(attempt-1)]``), so that many episodes
+        that failed together do not all come back at the same instant; both are capped at ``max_backoff``.
+        """
+        if retry_after is not None:
+            return min(self.max_backoff, retry_after)
+        return random.uniform(0.0, min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
 
     def _post(self, body: bytes) -> str:
         request = urllib.request.Request(self.url, data=body, headers=self._headers, method="POST")

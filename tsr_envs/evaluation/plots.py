@@ -7,11 +7,20 @@ render on headless machines and nothing else in ``tsr_envs`` pays for the import
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from tsr_envs.evaluation.report import EvalResults
+
+class EvalResults(Protocol):
+    """What the figures read of ``tsr_envs.evaluation.report.EvalResults`` (named here, not imported,
+    so that the report and its figures do not import each other)."""
+
+    agents: Sequence[str]
+    envs: Sequence[str]
+    records: Sequence[dict[str, Any]]
+
+    def rows(self) -> Sequence[Any]: ...
 
 SUCCESS_FIGURE = "success.png"
 TURNS_FIGURE = "turns.png"

@@ -14,6 +14,8 @@ import importlib.util
 import multiprocessing
 import os
 import sys
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
@@ -22,6 +24,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from tsr_envs.core import TextEnv
 from tsr_envs.evaluation.agents import (
     Agent,
     AgentOptions,
@@ -33,9 +36,10 @@ from tsr_envs.evaluation.agents import (
 from tsr_envs.evaluation.episodes import RecordKey, encode, play_arena, play_lockstep, record_key
 from tsr_envs.evaluation.errors import EvalInputError
 from tsr_envs.evaluation.report import EvalResults
-from tsr_envs.evaluation.splits import parse_seeds, split_seeds
+from tsr_envs.evaluation.seed_lists import parse_seeds
 from tsr_envs.evaluation.store import ResultsFolder
 from tsr_envs.registration import registered_ids, spec_of
+from tsr_envs.splits import SplitError, split_env_kwargs, split_seeds
 
 AgentEntry = AgentSpec | Agent
 
@@ -133,9 +137,34 @@ def _make(factory: Any, env_id: str, *args: Any, **kwargs: Any) -> Any:
 _WORKER: Worker | None = None
 
 
-def _init_worker(worker: Worker) -> None:
+def _init_worker(worker: Worker, parent_pid: int) -> None:
     global _WORKER
     _WORKER = worker
+    _exit_with_parent(parent_pid)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Make this pool process end when the ``tsr eval`` process that started it dies, even by SIGKILL.
+
+    A killed parent cannot shut its pool down, and the workers would run on, holding models and cores.
+    Linux delivers a signal on the parent's death (``PR_SET_PDEATHSIG``); elsewhere, and as a fallback,
+    a daemon thread notices that the parent process has changed and exits.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=watch, name="tsr-eval-parent-watch", daemon=True).start()
 
 
 def _run_in_worker(task: Task, encode_lines: bool) -> tuple[int, list[dict], list[str] | None, dict]:
@@ -160,6 +189,11 @@ def resolve_env_ids(selection: str | Sequence[str], env_kwargs: Mapping[str, Any
             ids.extend(env_id for env_id in registered_ids() if _requires(env_id) <= given)
         elif name not in gym.registry:
             raise EvalInputError(f"unknown env id {name!r}; known ids: all, {', '.join(registered_ids())}")
+        elif not _is_text_env(name):
+            raise EvalInputError(
+                f"{name} is not a text environment (a tsr_envs.TextEnv with instructions and text "
+                f"replies); known ids: all, {', '.join(registered_ids())}"
+            )
         elif missing := _requires(name) - given:
             raise EvalInputError(
                 f"{name} needs data: pass " + " ".join(f"--env-arg {key}=..." for key in missing)
@@ -169,6 +203,21 @@ def resolve_env_ids(selection: str | Sequence[str], env_kwargs: Mapping[str, Any
     if not ids:
         raise EvalInputError(f"no environment selected by {selection!r}")
     return list(dict.fromkeys(ids))
+
+
+def _is_text_env(env_id: str) -> bool:
+    entry = gym.spec(env_id).entry_point
+    creator = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+    return isinstance(creator, type) and issubclass(creator, TextEnv)
+
+
+def _check_env_kwargs(per_env_kwargs: Mapping[str, dict[str, Any]]) -> None:
+    """Build each env once here, so bad kwargs or data fail in one line before any worker starts."""
+    for env_id, kwargs in per_env_kwargs.items():
+        try:
+            gym.make(env_id, **kwargs).close()
+        except (ValueError, TypeError, OSError) as error:
+            raise EvalInputError(f"cannot make {env_id} with {kwargs}: {error}") from None
 
 
 def kwargs_for(env_id: str, env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -199,7 +248,8 @@ def evaluate(
 
     ``agents`` are spec strings (``"random"``, ``"oracle"``, ``"hf:PATH"``, ``"openai:URL"`` with
     ``agent_options.model``, ``"python:MODULE:NAME"``) or agent objects.  Seeds are ``seeds`` if given,
-    else the first ``episodes`` seeds of ``split`` (see ``tsr_envs.evaluation.splits``).  With ``out``,
+    else the first ``episodes`` seeds of ``split`` (see ``tsr_envs.splits``); envs with a split
+    instance pool (WebShop's goals) draw from ``split``'s part of it, with explicit seeds too.  With ``out``,
     every episode is appended to ``out/episodes.jsonl`` as it finishes, a rerun skips what is on file, and
     the summary is written as ``summary.json``, ``summary.md`` and (with ``plot``) PNG figures.  With
     ``arena``, all agents play clones of each instance together through ``tsr_envs.arena.TextArena``.
@@ -208,9 +258,16 @@ def evaluate(
     entries, agent_settings = _agent_entries(agents, options)
     env_kwargs = dict(env_kwargs or {})
     ids = resolve_env_ids(env_ids, env_kwargs)
-    if seeds is None:
-        seed_list = split_seeds(split, episodes)
-    else:
+    try:
+        per_env_kwargs = {
+            env_id: split_env_kwargs(env_id, split, kwargs_for(env_id, env_kwargs)) for env_id in ids
+        }
+        if seeds is None:
+            seed_list = split_seeds(split, episodes)
+    except SplitError as error:
+        raise EvalInputError(str(error)) from None
+    _check_env_kwargs(per_env_kwargs)
+    if seeds is not None:
         seed_list = (
             parse_seeds(seeds) if isinstance(seeds, str) else list(dict.fromkeys(int(s) for s in seeds))
         )
@@ -221,11 +278,22 @@ def evaluate(
     folder = ResultsFolder(out) if out is not None else None
     done: dict[RecordKey, dict[str, Any]] = {}
     if folder is not None:
-        folder.merge_settings({"max_turns": max_turns, "env_kwargs": env_kwargs, "agents": agent_settings})
+        try:
+            folder.path.mkdir(parents=True, exist_ok=True)
+            probe = folder.path / ".tsr-write-check"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as error:
+            raise EvalInputError(
+                f"cannot write results to {folder.path}: {error.strerror or error}"
+            ) from None
+        folder.merge_settings(
+            {"max_turns": max_turns, "env_kwargs": env_kwargs, "split": split, "agents": agent_settings}
+        )
         done = {record_key(record): record for record in folder.read_records()}
     labels = tuple(entries)
     tasks = _plan(labels, ids, seed_list, done, workers, batch_size, arena)
-    worker = Worker(entries, {env_id: kwargs_for(env_id, env_kwargs) for env_id in ids}, max_turns, workers)
+    worker = Worker(entries, per_env_kwargs, max_turns, workers)
     stats = _execute(tasks, worker, workers, folder, done, progress)
     wanted = [(label, env_id, seed) for label in labels for env_id in ids for seed in seed_list]
     results = EvalResults([done[key] for key in wanted], agent_stats=stats)
@@ -347,7 +415,7 @@ def _execute_in_pool(
         min(workers, len(tasks)),
         mp_context=multiprocessing.get_context(method),
         initializer=_init_worker,
-        initargs=(worker,),
+        initargs=(worker, os.getpid()),
     )
     try:
         pending = {pool.submit(_run_in_worker, task, encode_lines) for task in tasks}

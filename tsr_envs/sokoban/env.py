@@ -82,6 +82,8 @@ class SokobanEnv(TextEnv):
         self.solver_max_expansions = solver_max_expansions
         self._player = 0
         self._boxes: frozenset[int] = frozenset()
+        # The last ``_remaining`` answer: ``info`` asks for it twice a step (score and status).
+        self._remaining_memo: tuple[Any, int, frozenset[int], int | None] = (None, -1, frozenset(), None)
 
     # -- instance
     def _new_task(self, options: dict[str, Any]) -> None:
@@ -153,10 +155,16 @@ class SokobanEnv(TextEnv):
 
     def _remaining(self, player: int, boxes: frozenset[int]) -> int | None:
         """Fewest actions to solve from a state, the lower bound if the solver gave up, ``None`` if dead."""
+        task, memo_player, memo_boxes, memo = self._remaining_memo
+        if task is self._task and memo_player == player and memo_boxes == boxes:
+            return memo
         entry = self._entry(player, boxes)
         if entry == UNSOLVABLE:
-            return None
-        return lower_bound(self._task.board, boxes) if entry == UNKNOWN else entry.distance
+            remaining = None
+        else:
+            remaining = lower_bound(self._task.board, boxes) if entry == UNKNOWN else entry.distance
+        self._remaining_memo = (self._task, player, boxes, remaining)
+        return remaining
 
     def _score(self) -> float:
         if self._success():

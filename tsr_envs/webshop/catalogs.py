@@ -24,7 +24,6 @@ from webshop_server.catalog import Catalog
 from webshop_server.engine import Engine
 from webshop_server.sources import DEFAULT_SYNTHETIC_PRODUCTS, load_catalog
 
-SPLITS = ("train", "validation", "test")
 #: The original's shuffle seed and cut sizes (``web_agent_site/envs/web_agent_text_env.py``).
 SPLIT_SHUFFLE_SEED = 233
 TEST_GOALS, VALIDATION_GOALS = 500, 1000

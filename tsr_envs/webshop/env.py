@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from tsr_envs.core import TextEnv, Transition
-from tsr_envs.webshop.catalogs import SPLITS, CatalogKey, Shop, get_shop
+from tsr_envs.splits import SPLIT_NAMES
+from tsr_envs.webshop.catalogs import CatalogKey, Shop, get_shop
 from tsr_envs.webshop.transports import DEFAULT_TIMEOUT, HttpTransport, InProcessTransport, Transport
 from webshop_server.engine import Engine, SessionRecord, normalize_query, parse_action
 from webshop_server.text import clean_text
@@ -53,6 +54,8 @@ class WebShopEnv(TextEnv):
     """
 
     default_max_actions_per_turn = 1
+    #: goals come from a fixed pool cut into train/validation/test (``tsr_envs.splits.split_env_kwargs``)
+    has_instance_splits = True
 
     def __init__(
         self,
@@ -68,8 +71,8 @@ class WebShopEnv(TextEnv):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if split not in SPLIT_NAMES:
+            raise ValueError(f"split must be one of {SPLIT_NAMES}, got {split!r}")
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
         self.split = split

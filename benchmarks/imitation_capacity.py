@@ -1,0 +1,109 @@
+"""Capacity check: can the embedded model architecture read the grids well enough to imitate the oracle?
+
+    OMP_NUM_THREADS=1 python benchmarks/imitation_capacity.py --epsilon 0.0          # imitate the oracle
+    OMP_NUM_THREADS=1 python benchmarks/imitation_capacity.py --epsilon 0.5 --steps 1200
+
+RL cannot teach a policy what supervised learning on the best answers cannot, so before asking whether
+RL (or search) improves the model, this builds the tiny model with a warm-up on oracle play
+(``expert_epsilon = 0``, or a noisy expert) and measures it on test-split instances with plain
+sampling and greedy decoding, beside the expert it imitated.  Prints a table; writes
+``benchmarks/results/imitation_capacity/<name>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+import tsr_envs  # noqa: F401
+from tsr_envs.splits import split_seeds
+
+
+def expert_success(env_id: str, epsilon: float, episodes: int, max_turns: int) -> float:
+    """The success rate of the noisy expert itself on the same test seeds and turn budget."""
+    from tsr_train.tiny_model import TinyModelConfig, expert_reply
+
+    expert = TinyModelConfig(expert_epsilon=epsilon)
+    env = gym.make(env_id).unwrapped
+    rng = np.random.default_rng(0)
+    wins = 0
+    for seed in split_seeds("test", episodes):
+        env.reset(seed=seed)
+        info: dict = {}
+        for _ in range(max_turns):
+            _, _, terminated, truncated, info = env.step(expert_reply(rng, env, expert))
+            if terminated or truncated:
+                break
+        wins += bool(info.get("success"))
+    return wins / episodes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epsilon", type=float, default=0.0)
+    parser.add_argument("--steps", type=int, default=600, help="warm-up steps")
+    parser.add_argument("--episodes-per-env", type=int, default=1000)
+    parser.add_argument("--episodes", type=int, default=200, help="test episodes per env")
+    parser.add_argument("--max-turns", type=int, default=5)
+    parser.add_argument("--hidden-size", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--architecture", choices=["qwen2", "gpt2"], default="qwen2")
+    parser.add_argument("--envs", nargs="+", default=["tsr/FrozenLake-v0", "tsr/Sokoban-v0"])
+    parser.add_argument("--out", default="benchmarks/results/imitation_capacity")
+    args = parser.parse_args()
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tsr_train.heldout import evaluate_policy
+    from tsr_train.tiny_model import MANIFEST, build_tiny_model
+
+    name = f"{args.architecture}-eps{args.epsilon}-steps{args.steps}-h{args.hidden_size}-l{args.layers}"
+    model_dir = Path(args.out) / "models" / name
+    started = time.perf_counter()
+    if not (model_dir / MANIFEST).exists():
+        build_tiny_model(
+            model_dir,
+            warmup_steps=args.steps,
+            expert_epsilon=args.epsilon,
+            episodes_per_env=args.episodes_per_env,
+            hidden_size=args.hidden_size,
+            num_hidden_layers=args.layers,
+            architecture=args.architecture,
+            env_ids=tuple(args.envs),
+            max_turns=args.max_turns,
+            log=lambda line: print(line, flush=True),
+        )
+    build_s = time.perf_counter() - started
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    rows = []
+    for env_id in args.envs:
+        row = {"env": env_id, "expert": expert_success(env_id, args.epsilon, args.episodes, args.max_turns)}
+        for label, temperature in (("sampled", 1.0), ("greedy", 0.0)):
+            result = evaluate_policy(
+                model, tokenizer, env_id, episodes=args.episodes, max_turns=args.max_turns,
+                temperature=temperature,
+            )
+            row[label] = result.success
+            row[f"{label}_invalid"] = result.invalid_rate
+        rows.append(row)
+        print(
+            f"{env_id:20s} expert {row['expert']:.3f}  model sampled {row['sampled']:.3f} "
+            f"greedy {row['greedy']:.3f}  (invalid {row['sampled_invalid']:.3f})",
+            flush=True,
+        )
+    record = {"args": vars(args), "build_time_s": round(build_s, 1), "rows": rows}
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"build {build_s:.0f}s; wrote {Path(args.out) / (name + '.json')}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    main()

@@ -1,0 +1,100 @@
+"""The TSR study: the policy a search-built training leaves behind, against naive rollouts.
+
+    OMP_NUM_THREADS=1 python benchmarks/tsr_study.py --shard 0/2 &      # one process per core
+    OMP_NUM_THREADS=1 python benchmarks/tsr_study.py --shard 1/2 &
+    python benchmarks/tsr_study.py --summarise-only                      # rebuild the tables and plot
+
+Trains the embedded model (or ``--model``) with the default recipe of ``tsr train`` for every env x
+algorithm x strategy x seed, evaluates each final policy alone on test-split instances, and also trains
+naive to each search's generated tokens.  Cells are appended to ``<out>/cells.jsonl`` and skipped when the
+command runs again, so the grid resumes where it stopped.  Writes ``results.json``, ``results.md`` and
+``curves.png`` to ``--out`` (default ``benchmarks/results/tsr_study``).
+
+Recipe variants are any ``RolloutConfig`` or ``TrainConfig`` field: ``--set scorer=score``,
+``--set selection=softmax``, ``--set naive_mix=2``, ``--set learning_rate=1e-3`` (use another ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from tsr_train.config import RolloutConfig, TrainConfig
+from tsr_train.study import StudyConfig, run, summarise, variants_markdown
+
+
+def parse_args() -> tuple[StudyConfig, tuple[int, int], bool, str | None]:
+    defaults = StudyConfig()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--envs", nargs="+", default=list(defaults.envs))
+    parser.add_argument("--algos", nargs="+", choices=["grpo", "ppo"], default=list(defaults.algos))
+    parser.add_argument("--strategies", nargs="+", default=list(defaults.strategies))
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(defaults.seeds))
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes)
+    parser.add_argument("--no-token-budget", action="store_true", help="skip the equal-token naive runs")
+    parser.add_argument("--model", default=None, help="HF causal LM (default: the embedded tiny model)")
+    parser.add_argument("--out", default=defaults.out_dir)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="recipe override")
+    parser.add_argument("--shard", default="0/1", help="i/n: run every n-th (env, algo, seed) row from i")
+    parser.add_argument("--summarise-only", action="store_true")
+    parser.add_argument(
+        "--variants-table",
+        metavar="DIR",
+        help="only write DIR/variants.md: each study run under DIR beside the main grid in --out",
+    )
+    args = parser.parse_args()
+    rollout_fields = {f.name for f in dataclasses.fields(RolloutConfig)}
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    rollout_overrides, train_overrides = {}, {}
+    for item in args.set:
+        name, equals, text = item.partition("=")
+        if not equals:
+            parser.error(f"--set {item!r}: expected FIELD=VALUE")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        if name in rollout_fields:
+            rollout_overrides[name] = value
+        elif name in train_fields:
+            train_overrides[name] = value
+        else:
+            parser.error(f"--set {name}: not a RolloutConfig or TrainConfig field")
+    index, _, count = args.shard.partition("/")
+    config = StudyConfig(
+        envs=tuple(args.envs),
+        algos=tuple(args.algos),
+        strategies=tuple(args.strategies),
+        seeds=tuple(args.seeds),
+        steps=args.steps,
+        eval_episodes=args.eval_episodes,
+        token_budget=not args.no_token_budget,
+        model=args.model,
+        out_dir=args.out,
+        rollout_overrides=rollout_overrides,
+        train_overrides=train_overrides,
+    )
+    return config, (int(index), int(count)), args.summarise_only, args.variants_table
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    config, shard, summarise_only, variants = parse_args()
+    if variants is not None:
+        table = variants_markdown(Path(config.out_dir), Path(variants))
+        (Path(variants) / "variants.md").write_text(table)
+        print(table)
+        return
+    if not summarise_only:
+        run(config, shard=shard)
+    summarise(config)
+    print((Path(config.out_dir) / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

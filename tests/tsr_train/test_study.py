@@ -1,0 +1,153 @@
+"""The TSR study command on a toy grid, the held-out curve ``tsr train`` logs, and the ``embedded`` alias."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+
+from tests.tsr_train.training_utils import tiny_config
+from tsr_train.cli import train
+from tsr_train.metrics import METRICS_FILE, read_metrics
+from tsr_train.study import StudyConfig, mean_ci, run
+
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+pytestmark = pytest.mark.filterwarnings("ignore:.*gradient_checkpointing.*:FutureWarning")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["grpo", "ppo"])
+def test_training_logs_the_policy_alone_on_validation_seeds(tiny_model_dir, tmp_path, algo):
+    config = tiny_config(tiny_model_dir, tmp_path / algo, algo, steps=2, eval_every=1, eval_episodes=3)
+    train(config)
+    records = read_metrics(tmp_path / algo / METRICS_FILE)
+    assert [r["step"] for r in records] == [0, 1, 2]  # step 0 is the starting policy
+    for record in records:
+        assert 0.0 <= record["heldout/success"] <= 1.0 and math.isfinite(record["heldout/invalid_rate"])
+    for record in records[1:]:
+        for key in ("rollout/zero_spread_groups", "rollout/reply_tokens", "search/logprob_gap_mean"):
+            assert math.isfinite(record[key]), key
+
+
+@pytest.mark.slow
+def test_study_on_a_toy_grid_writes_the_documented_schema(tiny_model_dir, tmp_path):
+    config = StudyConfig(
+        envs=("tsr/FrozenLake-v0",),
+        algos=("grpo",),
+        strategies=("naive", "best-of-2"),
+        seeds=(0,),
+        steps=2,
+        eval_episodes=4,
+        model=str(tiny_model_dir),
+        out_dir=str(tmp_path / "study"),
+        rollout_overrides={"seeds_per_step": 2, "group_size": 2, "max_turns": 1, "max_new_tokens": 16},
+        train_overrides={"eval_every": 1, "eval_episodes": 2},
+    )
+    run(config, log=lambda line: None)
+    results = json.loads((tmp_path / "study" / "results.json").read_text())
+    cells = {(c["strategy"], c["budget"]): c for c in results["cells"]}
+    assert set(cells) == {("naive", "steps"), ("best-of-2", "steps"), ("naive", "tokens")}
+    for cell in cells.values():
+        assert cell["env"] == "tsr/FrozenLake-v0" and cell["algo"] == "grpo"
+        assert len(cell["success"]) == len(cell["generated_tokens"]) == 1
+        assert 0.0 <= cell["success"][0] <= 1.0 and cell["generated_tokens"][0] > 0
+        assert cell["base_success"] is not None
+    matched = cells[("naive", "tokens")]
+    assert matched["matched_to"] == "best-of-2"
+    assert matched["generated_tokens"][0] >= 0.8 * cells[("best-of-2", "steps")]["generated_tokens"][0]
+    table = (tmp_path / "study" / "results.md").read_text()
+    assert "Equal optimizer steps" in table and "Equal generated tokens" in table
+    assert (tmp_path / "study" / "curves.png").stat().st_size > 0
+    # Resumable: a second run finds every cell done and trains nothing.
+    before = (tmp_path / "study" / "cells.jsonl").read_text()
+    run(config, log=lambda line: None)
+    assert (tmp_path / "study" / "cells.jsonl").read_text() == before
+
+
+def test_mean_ci_is_a_student_t_interval():
+    mean, half = mean_ci([0.2, 0.4])
+    assert mean == pytest.approx(0.3)
+    assert half == pytest.approx(12.706 * 0.1414213 / math.sqrt(2), rel=1e-4)
+    assert mean_ci([0.5]) == (0.5, 0.0)
+
+
+def test_embedded_alias_names_the_embedded_model(tiny_model_dir, monkeypatch, tmp_path):
+    import tsr_train.tiny_model as tiny_model
+    from tsr_envs.evaluation.agents import parse_agent_spec
+    from tsr_envs.evaluation.runner import evaluate
+
+    monkeypatch.setattr(tiny_model, "default_model_path", lambda: tiny_model_dir)
+    assert tiny_model.resolve_model("embedded") == tiny_model_dir
+    assert tiny_model.resolve_model(None) == tiny_model_dir
+    assert tiny_model.resolve_model("some/model") == "some/model"
+    assert parse_agent_spec("hf:embedded").target == "embedded"
+    results = evaluate(
+        "hf:embedded", "tsr/FrozenLake-v0", episodes=2, max_turns=1, progress=False, plot=False
+    )
+    assert len(results.records) == 2
+
+
+def test_train_flag_model_embedded_is_the_default_model(capsys, tiny_model_dir, monkeypatch, tmp_path):
+    import argparse
+
+    from tsr_train.cli import add_subcommand, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_subcommand(parser.add_subparsers())
+    args = parser.parse_args(
+        [
+            "train",
+            "--env",
+            "tsr/FrozenLake-v0",
+            "--model",
+            "embedded",
+            "--naive-mix",
+            "1",
+            "--grpo-beta",
+            "0.05",
+            "--env-arg",
+            "is_slippery=false",
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
+    config = config_from_args(args)
+    assert config.model is None
+    assert config.rollout.naive_mix == 1 and config.grpo.beta == 0.05
+    assert config.rollout.env_kwargs == {"is_slippery": False}
+
+
+def test_variants_table_compares_each_override_with_the_default_on_the_same_seeds(tmp_path):
+    from tsr_train.study import CELLS_FILE, variants_markdown
+
+    def cell(strategy: str, seed: int, success: float) -> str:
+        record = {"env": "tsr/FrozenLake-Classic-v0", "algo": "grpo", "strategy": strategy, "seed": seed}
+        return json.dumps({**record, "budget": "steps", "success": success}) + "\n"
+
+    main = tmp_path / "main"
+    main.mkdir()
+    (main / CELLS_FILE).write_text(
+        "".join(
+            cell(s, seed, v)
+            for s, seed, v in [
+                ("best-of-4", 0, 0.1),
+                ("best-of-4", 1, 0.3),
+                ("best-of-4", 2, 0.9),
+                ("naive", 0, 0.0),
+                ("naive", 1, 0.0),
+            ]
+        )
+    )
+    variant = tmp_path / "variants" / "softmax"
+    variant.mkdir(parents=True)
+    (variant / "study.json").write_text(
+        json.dumps({"rollout_overrides": {"selection": "softmax"}, "train_overrides": {}})
+    )
+    (variant / CELLS_FILE).write_text(cell("best-of-4", 0, 0.5) + cell("best-of-4", 1, 0.7))
+    table = variants_markdown(main, tmp_path / "variants")
+    row = table.splitlines()[2]
+    assert row.startswith("| selection=softmax | FrozenLake-Classic-v0 | GRPO | best-of-4 | 0,1 | 0.600")
+    assert "0.200 ±" in row  # the default best-of-4 on seeds 0 and 1 only, not seed 2
+    assert row.endswith("0.000 ± 0.000 |")

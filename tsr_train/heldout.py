@@ -1,0 +1,115 @@
+"""The policy alone on held-out instances: what a training run and the TSR study report.
+
+Search is a training-time device in TSR, so the number that matters is how well the *policy* plays by
+itself: plain sampling (one reply per turn, no search), on seeds of a split it never trained on.  One
+function measures it for the training loop's periodic check (validation seeds), the study and the
+capacity benchmark (test seeds), so all three report the same quantity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tsr_envs.splits import split_env_kwargs, split_seeds
+
+if TYPE_CHECKING:
+    from tsr_train.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class HeldOutResult:
+    split: str
+    episodes: int
+    success: float
+    score: float
+    invalid_rate: float
+    mean_reply_tokens: float
+
+    def as_metrics(self, prefix: str = "heldout") -> dict[str, float]:
+        return {
+            f"{prefix}/success": self.success,
+            f"{prefix}/score": self.score,
+            f"{prefix}/invalid_rate": self.invalid_rate,
+        }
+
+
+def evaluate_policy(
+    model: Any,
+    tokenizer: Any,
+    env_id: str,
+    *,
+    split: str = "test",
+    episodes: int = 200,
+    max_turns: int,
+    max_new_tokens: int = 48,
+    temperature: float = 1.0,
+    seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
+    batch_size: int = 100,
+) -> HeldOutResult:
+    """Success, final score and invalid-reply rate of ``model`` with plain sampling on ``split`` seeds.
+
+    ``seed`` fixes the sampling stream, so two calls on the same weights give the same numbers.  The
+    model is put in eval mode and back in the mode it was in.
+    """
+    from tsr_train.policy import HFPolicy
+    from tsr_train.strategies import make_strategy
+
+    was_training = getattr(model, "training", False)
+    model.eval()
+    policy = HFPolicy(model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+    seeds = split_seeds(split, episodes)
+    kwargs = split_env_kwargs(env_id, split, env_kwargs)
+    trajectories = []
+    try:
+        for start in range(0, len(seeds), batch_size):
+            batch = make_strategy("naive").rollout(
+                policy, env_id, seeds[start : start + batch_size], max_turns=max_turns, env_kwargs=kwargs
+            )
+            trajectories += batch.trajectories
+    finally:
+        if was_training:
+            model.train()
+    turns = sum(t.num_turns for t in trajectories)
+    reply_tokens = sum(sum(t.env_mask) for t in trajectories)
+    return HeldOutResult(
+        split=split,
+        episodes=len(trajectories),
+        success=sum(t.success for t in trajectories) / len(trajectories),
+        score=sum(t.final_score for t in trajectories) / len(trajectories),
+        invalid_rate=sum(t.invalid_turns for t in trajectories) / max(turns, 1),
+        mean_reply_tokens=reply_tokens / max(turns, 1),
+    )
+
+
+class HeldOutCheck:
+    """The periodic check of a training run: the policy alone on validation seeds every ``eval_every`` steps.
+
+    Validation, not test: the curve may be looked at while tuning, and the test split stays unseen until
+    the final report.  Plain sampling at the rollout temperature, a fixed sampling seed, so the curve
+    moves only when the weights do.
+    """
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+
+    def due(self, step: int) -> bool:
+        every = self.config.eval_every
+        return every > 0 and (step % every == 0 or step == self.config.steps)
+
+    def __call__(self, model: Any, tokenizer: Any) -> dict[str, float]:
+        rollout = self.config.rollout
+        result = evaluate_policy(
+            model,
+            tokenizer,
+            rollout.env_id,
+            split="validation",
+            episodes=self.config.eval_episodes,
+            max_turns=rollout.max_turns,
+            max_new_tokens=rollout.max_new_tokens,
+            temperature=rollout.temperature,
+            seed=self.config.seed,
+            env_kwargs=rollout.env_kwargs,
+        )
+        return result.as_metrics()

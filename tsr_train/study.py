@@ -1,0 +1,464 @@
+"""The TSR study: does training on search-built rollouts leave a better policy than naive rollouts?
+
+For every (env, algorithm, rollout strategy, training seed) cell, the same starting model is trained with
+the default recipe of ``tsr train`` (only the strategy changes), then the *final policy alone* — plain
+sampling, no search — is evaluated on test-split instances.  Search is a training-time device in TSR, so
+the fair question is how good the policy it leaves behind is, not how good policy + search is.
+
+Two budgets are reported:
+
+* **equal optimizer steps**: every cell trains ``steps`` steps;
+* **equal generated tokens**: a search generates more tokens per step than naive sampling, so naive is
+  trained further (its run resumed, bit for bit) until it has generated as many tokens as the search
+  cell of the same seed, and evaluated there.
+
+Cells are independent and appended to ``cells.jsonl`` as they finish, so the grid runs in the background,
+in shards on several cores (``--shard i/n``: a shard owns whole (env, algo, seed) rows, so a naive run's
+token-matched extensions stay in the shard that trained it), and resumes where it stopped.
+``summarise`` turns whatever has finished into ``results.json``, ``results.md`` and ``curves.png`` (the
+policy-alone held-out success during training, mean over seeds, one line per strategy).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tsr_train.config import RolloutConfig, TrainConfig, checkpoint_step, latest_checkpoint
+from tsr_train.metrics import METRICS_FILE, read_metrics
+
+CELLS_FILE = "cells.jsonl"
+BASELINE_FILE = "baseline.jsonl"
+RESULTS_FILE = "results.json"
+TABLE_FILE = "results.md"
+CURVES_FILE = "curves.png"
+#: two-sided 95% Student-t quantiles by degrees of freedom (the normal 1.96 beyond the table)
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+@dataclass
+class StudyConfig:
+    """The grid, and the few recipe settings a variant study may change (``None`` = the default recipe)."""
+
+    envs: tuple[str, ...] = ("tsr/FrozenLake-v0", "tsr/Sokoban-v0")
+    algos: tuple[str, ...] = ("grpo", "ppo")
+    strategies: tuple[str, ...] = ("naive", "best-of-4", "beam-2x2", "lookahead-1x4")
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    steps: int = TrainConfig.steps
+    #: test-split episodes each final policy is evaluated on
+    eval_episodes: int = 200
+    #: also train naive to the generated tokens of each search (the equal-token budget)
+    token_budget: bool = True
+    model: str | None = None
+    out_dir: str = "benchmarks/results/tsr_study"
+    #: recipe overrides, by ``RolloutConfig`` / ``TrainConfig`` field name (e.g. {"scorer": "score"})
+    rollout_overrides: dict[str, Any] = field(default_factory=dict)
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def train_config(
+        self, env_id: str, algo: str, search: str, seed: int, steps: int | None = None
+    ) -> TrainConfig:
+        rollout = RolloutConfig(env_id=env_id, search=search, **self.rollout_overrides)
+        return TrainConfig(
+            algo=algo,
+            model=self.model,
+            steps=steps or self.steps,
+            seed=seed,
+            out_dir=str(self.cell_dir(env_id, algo, search, seed)),
+            save_every=self.steps,
+            rollout=rollout,
+            **self.train_overrides,
+        )
+
+    def cell_dir(self, env_id: str, algo: str, search: str, seed: int) -> Path:
+        return Path(self.out_dir) / "runs" / env_id.split("/")[-1] / algo / search / f"seed{seed}"
+
+    def rows(self) -> list[tuple[str, str, int]]:
+        """The (env, algo, seed) rows, in run order: env-major, so a partial grid has whole envs."""
+        return [(env, algo, seed) for env in self.envs for algo in self.algos for seed in self.seeds]
+
+
+def _read(path: Path) -> list[dict]:
+    return read_metrics(path)  # the same one-JSON-object-per-line format
+
+
+def _append(path: Path, record: dict) -> None:
+    with path.open("a") as handle:  # one short write per line: safe for concurrent shards
+        handle.write(json.dumps(record) + "\n")
+
+
+def generated_tokens(run_dir: Path, up_to_step: int | None = None) -> int:
+    """Tokens the run's rollouts generated (search candidates and lookahead continuations included)."""
+    records = [r for r in _read(run_dir / METRICS_FILE) if r["step"] > 0]
+    if up_to_step is not None:
+        records = [r for r in records if r["step"] <= up_to_step]
+    return int(sum(r.get("search/generated_tokens", 0.0) for r in records))
+
+
+def rollout_success(run_dir: Path, up_to_step: int) -> float | None:
+    """Mean success of the run's own training rollouts (with its search) over steps 1..``up_to_step``."""
+    values = [
+        r["rollout/success"]
+        for r in _read(run_dir / METRICS_FILE)
+        if 0 < r["step"] <= up_to_step and "rollout/success" in r
+    ]
+    return statistics.fmean(values) if values else None
+
+
+def evaluate_final(model_dir: Path, config: StudyConfig, env_id: str) -> dict[str, float]:
+    """The policy alone on ``eval_episodes`` test-split instances (plain sampling, sampling seed 0)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tsr_train.heldout import evaluate_policy
+
+    rollout = RolloutConfig(env_id=env_id, **config.rollout_overrides)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    result = evaluate_policy(
+        model,
+        tokenizer,
+        env_id,
+        split="test",
+        episodes=config.eval_episodes,
+        max_turns=rollout.max_turns,
+        max_new_tokens=rollout.max_new_tokens,
+        temperature=rollout.temperature,
+        env_kwargs=rollout.env_kwargs,
+    )
+    return {"success": result.success, "score": result.score, "invalid_rate": result.invalid_rate}
+
+
+def _train_cell(config: StudyConfig, env_id: str, algo: str, search: str, seed: int, steps: int) -> Path:
+    from tsr_train.cli import train
+
+    train_config = config.train_config(env_id, algo, search, seed, steps)
+    run_dir = Path(train_config.out_dir)
+    if checkpoint_step(latest_checkpoint(run_dir)) >= steps and (run_dir / "final").exists():
+        return run_dir / "final"
+    return train(train_config, resume=(run_dir / "config.json").exists())
+
+
+def run(config: StudyConfig, *, shard: tuple[int, int] = (0, 1), log=print) -> Path:
+    """Train and evaluate every cell of this shard not yet in ``cells.jsonl``; returns the output folder."""
+    from tsr_train.tiny_model import read_manifest, resolve_model
+
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config = dataclasses.replace(config, model=str(resolve_model(config.model)))
+    (out / "study.json").write_text(
+        json.dumps({**dataclasses.asdict(config), "model_manifest": read_manifest(config.model)}, indent=2)
+        + "\n"
+    )
+    index, count = shard
+    if index == 0:
+        baselines = {r["env"] for r in _read(out / BASELINE_FILE)}
+        for env_id in config.envs:
+            if env_id not in baselines:
+                result = evaluate_final(Path(config.model), config, env_id)
+                _append(out / BASELINE_FILE, {"env": env_id, **result})
+                log(f"[baseline] {env_id}: success {result['success']:.3f}")
+    for row_index, (env_id, algo, seed) in enumerate(config.rows()):
+        if row_index % count != index:
+            continue
+        for search in config.strategies:
+            _equal_steps_cell(config, env_id, algo, search, seed, log)
+        if config.token_budget and "naive" in config.strategies:
+            _equal_token_cells(config, env_id, algo, seed, log)
+        summarise(config)
+    return out
+
+
+def _done(config: StudyConfig) -> dict[tuple, dict]:
+    return {
+        (r["env"], r["algo"], r["strategy"], r["seed"], r["budget"], r.get("matched_to")): r
+        for r in _read(Path(config.out_dir) / CELLS_FILE)
+    }
+
+
+def _equal_steps_cell(config: StudyConfig, env_id: str, algo: str, search: str, seed: int, log) -> None:
+    if (env_id, algo, search, seed, "steps", None) in _done(config):
+        return
+    started = time.perf_counter()
+    final = _train_cell(config, env_id, algo, search, seed, config.steps)
+    train_time = time.perf_counter() - started
+    run_dir = final.parent
+    record = {
+        "env": env_id,
+        "algo": algo,
+        "strategy": search,
+        "seed": seed,
+        "budget": "steps",
+        "steps": config.steps,
+        "generated_tokens": generated_tokens(run_dir, config.steps),
+        "train_time_s": round(train_time, 1),
+        **evaluate_final(final, config, env_id),
+    }
+    _append(Path(config.out_dir) / CELLS_FILE, record)
+    log(f"[cell] {env_id} {algo} {search} seed {seed}: success {record['success']:.3f} ({train_time:.0f} s)")
+
+
+def _equal_token_cells(config: StudyConfig, env_id: str, algo: str, seed: int, log) -> None:
+    """Resume the naive run of this seed to each search's generated tokens, cheapest search first."""
+    done = _done(config)
+    naive = done.get((env_id, algo, "naive", seed, "steps", None))
+    if naive is None or not naive["generated_tokens"]:
+        return
+    targets = sorted(
+        (done[key]["generated_tokens"], search)
+        for search in config.strategies
+        if search != "naive" and (key := (env_id, algo, search, seed, "steps", None)) in done
+    )
+    naive_dir = config.cell_dir(env_id, algo, "naive", seed)
+    per_step = naive["generated_tokens"] / config.steps
+    for tokens, search in targets:
+        if (env_id, algo, "naive", seed, "tokens", search) in done:
+            continue
+        steps = max(config.steps, math.ceil(tokens / per_step))
+        if steps < checkpoint_step(latest_checkpoint(naive_dir)):
+            log(f"[skip] {env_id} {algo} naive seed {seed}: already past the {search} token budget")
+            continue
+        started = time.perf_counter()
+        final = _train_cell(config, env_id, algo, "naive", seed, steps)
+        record = {
+            "env": env_id,
+            "algo": algo,
+            "strategy": "naive",
+            "seed": seed,
+            "budget": "tokens",
+            "matched_to": search,
+            "steps": steps,
+            "generated_tokens": generated_tokens(naive_dir, steps),
+            "target_tokens": tokens,
+            "train_time_s": round(time.perf_counter() - started, 1),
+            **evaluate_final(final, config, env_id),
+        }
+        _append(Path(config.out_dir) / CELLS_FILE, record)
+        log(
+            f"[tokens] {env_id} {algo} naive to {search} ({steps} steps) seed {seed}: {record['success']:.3f}"
+        )
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """The mean and the half-width of its 95% Student-t confidence interval (0 for a single value)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, 0.0
+    t = _T95.get(len(values) - 1, 1.96)
+    return mean, t * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def summarise(config: StudyConfig) -> dict:
+    """Aggregate the finished cells into ``results.json``, ``results.md`` and ``curves.png``."""
+    out = Path(config.out_dir)
+    records = list(_done(config).values())
+    baselines = {r["env"]: r for r in _read(out / BASELINE_FILE)}
+    grouped: dict[tuple, list[dict]] = {}
+    for record in records:
+        key = (record["env"], record["algo"], record["strategy"], record["budget"], record.get("matched_to"))
+        grouped.setdefault(key, []).append(record)
+    cells = []
+    for (env_id, algo, strategy, budget, matched_to), runs in sorted(grouped.items(), key=str):
+        runs.sort(key=lambda r: r["seed"])
+        success = [r["success"] for r in runs]
+        mean, half = mean_ci(success)
+        cells.append(
+            {
+                "env": env_id,
+                "algo": algo,
+                "strategy": strategy,
+                "budget": budget,
+                "matched_to": matched_to,
+                "seeds": [r["seed"] for r in runs],
+                "success": success,
+                "success_mean": mean,
+                "success_ci95": half,
+                "score": [r["score"] for r in runs],
+                "invalid_rate": [r["invalid_rate"] for r in runs],
+                "base_success": baselines.get(env_id, {}).get("success"),
+                "generated_tokens": [r["generated_tokens"] for r in runs],
+                "rollout_success": [
+                    rollout_success(config.cell_dir(env_id, algo, strategy, r["seed"]), r["steps"])
+                    for r in runs
+                ],
+                "steps": [r["steps"] for r in runs],
+                "train_time_s": [r["train_time_s"] for r in runs],
+            }
+        )
+    results = {
+        "study": dataclasses.asdict(config),
+        "baseline": baselines,
+        "cells": cells,
+    }
+    _write(out / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
+    _write(out / TABLE_FILE, markdown(config, cells, baselines))
+    plot_curves(config, out / CURVES_FILE)
+    return results
+
+
+def _write(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename, so a concurrent shard never reads half a file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+def _fmt(cell: dict | None) -> str:
+    if cell is None:
+        return "–"
+    return f"{cell['success_mean']:.3f} ± {cell['success_ci95']:.3f} ({len(cell['success'])})"
+
+
+def markdown(config: StudyConfig, cells: list[dict], baselines: dict[str, dict]) -> str:
+    """Two tables, rows = env x algorithm: equal optimizer steps, then equal generated tokens."""
+    index = {(c["env"], c["algo"], c["strategy"], c["budget"], c["matched_to"]): c for c in cells}
+    searches = [s for s in config.strategies if s != "naive"]
+    lines = [
+        f"**Equal optimizer steps** ({config.steps} steps): test success of the final policy alone",
+        "",
+        "| env | algo | base | " + " | ".join(config.strategies) + " | best search − naive |",
+        "|" + "---|" * (len(config.strategies) + 4),
+    ]
+    for env_id in config.envs:
+        base = baselines.get(env_id, {}).get("success")
+        for algo in config.algos:
+            row = [index.get((env_id, algo, s, "steps", None)) for s in config.strategies]
+            naive = index.get((env_id, algo, "naive", "steps", None))
+            gaps = [
+                c["success_mean"] - naive["success_mean"]
+                for s, c in zip(config.strategies, row, strict=True)
+                if c is not None and naive is not None and s != "naive"
+            ]
+            best = f"{max(gaps):+.3f}" if gaps else "–"
+            lines.append(
+                f"| {env_id.split('/')[-1]} | {algo.upper()} | "
+                + ("–" if base is None else f"{base:.3f}")
+                + " | "
+                + " | ".join(_fmt(c) for c in row)
+                + f" | {best} |"
+            )
+    lines += [
+        "",
+        "**Training rollouts** (same cells): success of the trajectories the optimizer was given, mean over "
+        "steps — what the search itself achieves with the policy of the moment",
+        "",
+        "| env | algo | " + " | ".join(config.strategies) + " |",
+        "|" + "---|" * (len(config.strategies) + 2),
+    ]
+    for env_id in config.envs:
+        for algo in config.algos:
+            parts = []
+            for strategy in config.strategies:
+                cell = index.get((env_id, algo, strategy, "steps", None))
+                values = [v for v in (cell or {}).get("rollout_success", []) if v is not None]
+                parts.append(_mean_ci_text(values))
+            lines.append(f"| {env_id.split('/')[-1]} | {algo.upper()} | " + " | ".join(parts) + " |")
+    if config.token_budget:
+        lines += [
+            "",
+            "**Equal generated tokens**: each search beside naive trained on as many generated tokens",
+            "",
+            "| env | algo | " + " | ".join(f"{s} / naive (steps)" for s in searches) + " |",
+            "|" + "---|" * (len(searches) + 2),
+        ]
+        for env_id in config.envs:
+            for algo in config.algos:
+                parts = []
+                for search in searches:
+                    mine = index.get((env_id, algo, search, "steps", None))
+                    naive = index.get((env_id, algo, "naive", "tokens", search))
+                    steps = "" if naive is None else f" ({statistics.fmean(naive['steps']):.0f})"
+                    parts.append(f"{_fmt(mine)} / {_fmt(naive)}{steps}")
+                lines.append(f"| {env_id.split('/')[-1]} | {algo.upper()} | " + " | ".join(parts) + " |")
+    lines += [
+        "",
+        "Success of the final policy with plain sampling (temperature 1, no search) on "
+        f"{config.eval_episodes} "
+        "test-split instances; mean ± 95% CI (Student t) over training seeds (number of seeds). "
+        "'base' = the model before training.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot_curves(config: StudyConfig, path: Path) -> Path | None:
+    """Held-out (validation) success of the policy alone during training, mean over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(env_id, algo) for env_id in config.envs for algo in config.algos]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    drawn = False
+    for ax, (env_id, algo) in zip(axes[0], panels, strict=True):
+        for search in config.strategies:
+            curves: dict[int, list[float]] = {}
+            for seed in config.seeds:
+                for record in _read(config.cell_dir(env_id, algo, search, seed) / METRICS_FILE):
+                    if "heldout/success" in record and record["step"] <= config.steps:
+                        curves.setdefault(int(record["step"]), []).append(record["heldout/success"])
+            if curves:
+                steps = sorted(curves)
+                ax.plot(steps, [statistics.fmean(curves[s]) for s in steps], marker=".", label=search)
+                drawn = True
+        ax.set_title(f"{env_id.split('/')[-1]} {algo.upper()}")
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("held-out success (policy alone)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if not drawn:
+        plt.close(fig)
+        return None
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def variants_markdown(main_dir: Path, variants_dir: Path) -> str:
+    """One table of the design-space variants beside the default recipe on the same (env, algo, seeds).
+
+    Each subfolder of ``variants_dir`` is a study run with one recipe override; its rows are compared
+    with the main grid's naive and best-of-4 cells restricted to the seeds the variant ran.
+    """
+    main = {
+        (r["env"], r["algo"], r["strategy"], r["seed"]): r
+        for r in _read(main_dir / CELLS_FILE)
+        if r["budget"] == "steps"
+    }
+    lines = [
+        "| variant | env | algo | strategy | seeds | success | default best-of-4 | naive |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for folder in sorted(p for p in variants_dir.iterdir() if (p / CELLS_FILE).exists()):
+        study = json.loads((folder / "study.json").read_text())
+        override = {**study["rollout_overrides"], **study["train_overrides"]}
+        label = ", ".join(f"{k}={v}" for k, v in override.items()) or "default recipe"
+        grouped: dict[tuple, list[dict]] = {}
+        for record in _read(folder / CELLS_FILE):
+            grouped.setdefault((record["env"], record["algo"], record["strategy"]), []).append(record)
+        for (env_id, algo, strategy), runs in sorted(grouped.items()):
+            seeds = sorted(r["seed"] for r in runs)
+            columns = [_mean_ci_text([r["success"] for r in runs])]
+            for reference in ("best-of-4", "naive"):
+                found = [main[key]["success"] for s in seeds if (key := (env_id, algo, reference, s)) in main]
+                columns.append(_mean_ci_text(found) if len(found) == len(seeds) else "–")
+            lines.append(
+                f"| {label} | {env_id.split('/')[-1]} | {algo.upper()} | {strategy} | "
+                f"{','.join(map(str, seeds))} | " + " | ".join(columns) + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _mean_ci_text(values: list[float]) -> str:
+    if not values:
+        return "–"
+    mean, half = mean_ci(values)
+    return f"{mean:.3f} ± {half:.3f}"
