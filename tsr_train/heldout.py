@@ -24,7 +24,6 @@ class HeldOutResult:
     success: float
     score: float
     invalid_rate: float
-    mean_reply_tokens: float
 
     def as_metrics(self, prefix: str = "heldout") -> dict[str, float]:
         return {
@@ -72,14 +71,12 @@ def evaluate_policy(
         if was_training:
             model.train()
     turns = sum(t.num_turns for t in trajectories)
-    reply_tokens = sum(sum(t.env_mask) for t in trajectories)
     return HeldOutResult(
         split=split,
         episodes=len(trajectories),
         success=sum(t.success for t in trajectories) / len(trajectories),
         score=sum(t.final_score for t in trajectories) / len(trajectories),
         invalid_rate=sum(t.invalid_turns for t in trajectories) / max(turns, 1),
-        mean_reply_tokens=reply_tokens / max(turns, 1),
     )
 
 
