@@ -1,7 +1,7 @@
 """Grid-env throughput against the peers a user would otherwise pick, side by side in one run.
 
     python benchmarks/bench_grid_envs.py [--seconds 1.0] [--out benchmarks/results/grid_envs.json]
-    python benchmarks/bench_grid_envs.py --boxoban PATH --budget 5 [--workers 1] [--limit N]
+    python benchmarks/bench_grid_envs.py --boxoban PATH [--max-expansions 20000] [--workers 1] [--limit N]
 
 The first form measures, for our envs and for Gymnasium's FrozenLake-v1, TextArena's and gym-sokoban's
 envs where they are installed: steps/s (random actions, auto-reset; ours parse the reply and render text,
@@ -11,8 +11,9 @@ Gymnasium's is timed raw and with ``render()`` in "ansi" mode), clone + restore 
 (ours: ``generate_level``; gym-sokoban: ``generate_room``) and our solver's rate on fresh levels, then
 prints the ratios the suite sets as goals.
 
-The second form solves every level of a Boxoban file with our optimal solver under a per-level time
-budget, each level in a worker process of a pool, and reports the solved share and time percentiles.
+The second form solves every level of a Boxoban file with our optimal solver under a per-level node
+budget (the env's ``solver_max_expansions``, so the solved share is the same on every machine), each
+level in a worker process of a pool, and reports the solved share and time percentiles.
 
 gym-sokoban 0.0.6 imports ``pkg_resources``, which setuptools >= 81 no longer ships; when it is missing,
 a one-function stand-in (``resource_filename``) is installed so the package can be imported unchanged.
@@ -42,6 +43,7 @@ import numpy as np
 
 import tsr_envs  # noqa: F401  (registers the tsr/ ids)
 from tsr_envs.sokoban import Board, generate_level, load_boxoban, solve
+from tsr_envs.sokoban.env import DEFAULT_SOLVER_MAX_EXPANSIONS
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "grid_envs.json"
 METRICS = ("step", "clone_restore", "restore", "reset", "generate", "solve")
@@ -311,15 +313,15 @@ def run_throughput(seconds: float, out: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- Boxoban
-def _solve_level(task: tuple[str, int, float]) -> tuple[int, int, float]:
+def _solve_level(task: tuple[str, int, int]) -> tuple[int, int, float]:
     path, index, budget = task
     level = load_boxoban(path)[index]
     start = time.perf_counter()
-    entry = solve(level.board, level.player, level.boxes, time_limit=budget)
+    entry = solve(level.board, level.player, level.boxes, max_expansions=budget)
     return index, entry.distance, time.perf_counter() - start
 
 
-def run_boxoban(path: str, budget: float, workers: int, limit: int | None, out: Path) -> None:
+def run_boxoban(path: str, budget: int, workers: int, limit: int | None, out: Path) -> None:
     count = len(load_boxoban(path))
     tasks = [(path, index, budget) for index in range(count if limit is None else min(limit, count))]
     results = []
@@ -334,7 +336,7 @@ def run_boxoban(path: str, budget: float, workers: int, limit: int | None, out: 
     summary = {
         "file": path,
         "levels": len(results),
-        "budget_s": budget,
+        "max_expansions": budget,
         "workers": workers,
         "solved": len(solved),
         "solved_percent": 100.0 * len(solved) / len(results),
@@ -348,8 +350,8 @@ def run_boxoban(path: str, budget: float, workers: int, limit: int | None, out: 
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     percentiles = " | ".join(f"{value:.2f}s" for value in summary["time_percentiles_s"].values())
     print(
-        f"| {os.path.basename(path)} | {len(results)} | {budget:g}s | {summary['solved_percent']:.1f}% | "
-        f"{percentiles} |"
+        f"| {os.path.basename(path)} | {len(results)} | {budget:,} nodes | "
+        f"{summary['solved_percent']:.1f}% | {percentiles} |"
     )
     write(out, summary)
 
@@ -367,13 +369,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="timing per metric and env")
     parser.add_argument("--out", type=Path, default=None, help=f"JSON output (default {DEFAULT_OUT})")
     parser.add_argument("--boxoban", metavar="PATH", help="solve every level of this Boxoban file instead")
-    parser.add_argument("--budget", type=float, default=5.0, help="solver seconds per Boxoban level")
+    parser.add_argument(
+        "--max-expansions",
+        type=int,
+        default=DEFAULT_SOLVER_MAX_EXPANSIONS,
+        help="solver nodes per Boxoban level (default: the env's)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="solver processes for --boxoban")
     parser.add_argument("--limit", type=int, default=None, help="only the first N Boxoban levels")
     args = parser.parse_args()
     if args.boxoban:
         out = args.out or DEFAULT_OUT.with_name("boxoban_solver.json")
-        run_boxoban(args.boxoban, args.budget, args.workers, args.limit, out)
+        run_boxoban(args.boxoban, args.max_expansions, args.workers, args.limit, out)
     else:
         run_throughput(args.seconds, args.out or DEFAULT_OUT)
 

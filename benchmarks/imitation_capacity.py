@@ -1,7 +1,7 @@
 """Capacity check: can the embedded model architecture read the grids well enough to imitate the oracle?
 
-    OMP_NUM_THREADS=1 python benchmarks/imitation_capacity.py --epsilon 0.0          # imitate the oracle
-    OMP_NUM_THREADS=1 python benchmarks/imitation_capacity.py --epsilon 0.5 --steps 1200
+    OMP_NUM_THREADS=1 python benchmarks/imitation_capacity.py --epsilon 0.0 --steps 3000 --batch-size 16 \
+        --lr 1e-3 --episodes-per-env 4000 --envs tsr/FrozenLake-v0     # the reading recipe, on the oracle
 
 RL cannot teach a policy what supervised learning on the best answers cannot, so before asking whether
 RL (or search) improves the model, this builds the tiny model with a warm-up on oracle play
@@ -49,10 +49,17 @@ def main() -> None:
     parser.add_argument("--epsilon", type=float, default=0.0)
     parser.add_argument("--steps", type=int, default=600, help="warm-up steps")
     parser.add_argument("--episodes-per-env", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=8, help="warm-up conversations per step")
+    parser.add_argument("--lr", type=float, default=5e-3, help="warm-up peak learning rate")
     parser.add_argument("--episodes", type=int, default=200, help="test episodes per env")
     parser.add_argument("--max-turns", type=int, default=5)
     parser.add_argument("--hidden-size", type=int, default=128)
     parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument(
+        "--with-system-message",
+        action="store_true",
+        help="keep the env's rules in the prompt (by default they are left out, as in READING_RECIPE)",
+    )
     parser.add_argument("--architecture", choices=["qwen2", "gpt2"], default="qwen2")
     parser.add_argument("--envs", nargs="+", default=["tsr/FrozenLake-v0", "tsr/Sokoban-v0"])
     parser.add_argument("--out", default="benchmarks/results/imitation_capacity")
@@ -63,18 +70,26 @@ def main() -> None:
     from tsr_train.heldout import evaluate_policy
     from tsr_train.tiny_model import MANIFEST, build_tiny_model
 
-    name = f"{args.architecture}-eps{args.epsilon}-steps{args.steps}-h{args.hidden_size}-l{args.layers}"
+    name = (
+        f"{args.architecture}-eps{args.epsilon}-steps{args.steps}-h{args.hidden_size}-l{args.layers}"
+        f"-b{args.batch_size}-lr{args.lr:g}-n{args.episodes_per_env}"
+        + ("-sys" if args.with_system_message else "")
+    )
     model_dir = Path(args.out) / "models" / name
     started = time.perf_counter()
     if not (model_dir / MANIFEST).exists():
         build_tiny_model(
             model_dir,
             warmup_steps=args.steps,
+            prior="noisy-expert",
             expert_epsilon=args.epsilon,
             episodes_per_env=args.episodes_per_env,
+            batch_size=args.batch_size,
+            learning_rate=args.lr,
             hidden_size=args.hidden_size,
             num_hidden_layers=args.layers,
             architecture=args.architecture,
+            system_message=args.with_system_message,
             env_ids=tuple(args.envs),
             max_turns=args.max_turns,
             log=lambda line: print(line, flush=True),
@@ -87,7 +102,11 @@ def main() -> None:
         row = {"env": env_id, "expert": expert_success(env_id, args.epsilon, args.episodes, args.max_turns)}
         for label, temperature in (("sampled", 1.0), ("greedy", 0.0)):
             result = evaluate_policy(
-                model, tokenizer, env_id, episodes=args.episodes, max_turns=args.max_turns,
+                model,
+                tokenizer,
+                env_id,
+                episodes=args.episodes,
+                max_turns=args.max_turns,
                 temperature=temperature,
             )
             row[label] = result.success

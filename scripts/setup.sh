@@ -16,4 +16,4 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # The CPU build of torch first, so that no extra resolves to a CUDA build.
 .venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -e ".[train,browser,eval,dev]"
+.venv/bin/python -m pip install -q -e ".[train,browser,eval,openenv,dev]"

@@ -1,4 +1,11 @@
-"""The base class of every TSR text environment: the environment contract of ``DESIGN.md``.
+"""The base class of every TSR text environment, and the contract every registered env keeps.
+
+The contract: observations and actions are ``gymnasium.spaces.Text``; ``reset(seed=s)`` fixes the instance
+in any process; ``step(text)`` takes the raw model reply (parsed by ``tsr_envs.parsing``) and never raises on
+bad input, which becomes a turn with ``action_is_valid=False``, a format penalty and feedback; ``info``
+carries ``success``, ``action_is_valid``, ``action_is_effective``, ``actions``, ``score`` (state-based
+progress in [0, 1]) and ``feedback`` every turn; ``get_state``/``set_state``/``clone`` restore an episode
+exactly and cheaply.
 
 Why a base class: search-based rollouts (``tsr_train``) branch thousands of times per batch, so every env
 must offer the same cheap, exact state API, the same reply parsing and the same ``info`` keys.  Subclasses
@@ -74,6 +81,18 @@ class Transition(NamedTuple):
 
     reward: float
     terminated: bool
+
+
+class ActionOutcome(NamedTuple):
+    """What one action text of a reply did (``TextEnv._act``): applied as ``action``, or refused.
+
+    A refusal has ``action`` and ``transition`` ``None``; ``note`` is the env's own sentence about it (the
+    feedback shows it in place of ``_status()``), ``None`` when the legal-action list says enough.
+    """
+
+    action: str | None
+    transition: Transition | None
+    note: str | None = None
 
 
 class EnvState(NamedTuple):
@@ -205,6 +224,18 @@ class TextEnv(gym.Env[str, str]):
                 return action
         return None
 
+    def _act(self, text: str) -> ActionOutcome:
+        """Validate one action text and, when legal, apply it, in one pass.
+
+        The default is ``_canonical_action`` then ``_apply``.  An env that can only validate an action by
+        running its dynamics (WebShop's engine) overrides this, so it runs them once and carries what it
+        learnt in the returned value rather than in attributes between two hooks.
+        """
+        canonical = self._canonical_action(text)
+        if canonical is None:
+            return ActionOutcome(None, None)
+        return ActionOutcome(canonical, self._apply(canonical))
+
     def _status(self) -> str:
         """A short sentence about the state after a turn (e.g. 'You fell into a hole.'); may be empty."""
         return ""
@@ -261,18 +292,19 @@ class TextEnv(gym.Env[str, str]):
         self._turn += 1
         parsed = parse_reply(action, self.max_actions_per_turn)
         before = self._get_dynamic()
-        reward, executed, error = 0.0, [], parsed.error
+        reward, executed, error, note = 0.0, [], parsed.error, None
         for text in parsed.actions:
-            canonical = self._canonical_action(text)
-            if canonical is None:
+            outcome = self._act(text)
+            if outcome.action is None:
                 error = (
                     f"{echo(text)} is not a legal action here; legal actions are: "
                     + ", ".join(self.legal_actions())
                     + "."
                 )
+                note = outcome.note
                 break
-            transition = self._apply(canonical)
-            executed.append(canonical)
+            transition = outcome.transition
+            executed.append(outcome.action)
             self._num_actions += 1
             reward += transition.reward
             self._terminated = transition.terminated
@@ -285,7 +317,7 @@ class TextEnv(gym.Env[str, str]):
             reward += self.format_penalty
         self._episode_return += reward
         effective = self._get_dynamic() != before
-        feedback = self._feedback(executed, error, parsed.dropped, effective)
+        feedback = self._feedback(executed, error, parsed.dropped, effective, note)
         info = self._info(error is None, effective, executed, feedback)
         return self._render(), reward, self._terminated, self._truncated, info
 
@@ -382,7 +414,9 @@ class TextEnv(gym.Env[str, str]):
         info.update(self._extra_info())
         return info
 
-    def _feedback(self, executed: list[str], error: str | None, dropped: int, effective: bool) -> str:
+    def _feedback(
+        self, executed: list[str], error: str | None, dropped: int, effective: bool, note: str | None = None
+    ) -> str:
         parts = []
         if executed:
             parts.append(f"You did: {', '.join(executed)}.")
@@ -394,7 +428,7 @@ class TextEnv(gym.Env[str, str]):
             parts.append(
                 f"Only {self.max_actions_per_turn} action(s) per turn are executed; {dropped} ignored."
             )
-        status = self._status()
+        status = self._status() if note is None else note
         if status:
             parts.append(status)
         if self._truncated:

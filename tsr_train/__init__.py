@@ -1,8 +1,8 @@
 """Search-based rollouts (TSR) and training for the ``tsr_envs`` environments.
 
 Importing the package is cheap: names load their module (and torch, for the policy and the tiny model) on
-first use.  The search wrappers are exported here (``tsr_train.BestOfN(env, n=4)``); the strategy objects
-they delegate to live in ``tsr_train.strategies`` (``make_strategy("best-of-4")``).
+first use.  The search wrappers are exported here (``tsr_train.BestOfNWrapper(env, n=4)``); the strategy
+objects they delegate to live in ``tsr_train.strategies`` (``make_strategy("best-of-4")``).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ _EXPORTS = {
     "SearchStats": "tsr_train.strategies",
     "make_strategy": "tsr_train.strategies",
     "SearchWrapper": "tsr_train.wrappers",
-    "Naive": "tsr_train.wrappers",
-    "BestOfN": "tsr_train.wrappers",
-    "Beam": "tsr_train.wrappers",
-    "Lookahead": "tsr_train.wrappers",
+    "NaiveWrapper": "tsr_train.wrappers",
+    "BestOfNWrapper": "tsr_train.wrappers",
+    "BeamWrapper": "tsr_train.wrappers",
+    "LookaheadWrapper": "tsr_train.wrappers",
     "TrainConfig": "tsr_train.config",
     "RolloutConfig": "tsr_train.config",
     "train": "tsr_train.cli",

@@ -33,6 +33,7 @@ from tsr_train.config import (
     REWARDS,
     SCORER_NAMES,
     SELECTION_NAMES,
+    VLLM_MODES,
     GRPOSettings,
     PPOSettings,
     RolloutConfig,
@@ -58,6 +59,7 @@ CHOICES = {
     "report_to": REPORT_TO,
     "scorer": SCORER_NAMES,
     "selection": SELECTION_NAMES,
+    "vllm_mode": VLLM_MODES,
 }
 #: the config sections and the prefix of their flags; ``None`` = the top-level ``TrainConfig`` fields
 SECTIONS: tuple[tuple[str | None, type, str], ...] = (
@@ -193,6 +195,9 @@ def check_config(config: TrainConfig, *, resume: bool) -> None:
         raise UsageError(f"bad --search {config.rollout.search!r}: {error}") from None
     if config.rollout.filter_ratio < 1.0 and config.rollout.group_size < 2:
         raise UsageError("--filter-ratio needs --group-size >= 2 (the spread of a single trajectory is 0)")
+    check_processes(config)
+    if config.use_vllm:
+        check_vllm()
     tracker = config.report_to
     if tracker != "none" and importlib.util.find_spec(tracker) is None:
         raise UsageError(f"--report-to {tracker} needs the {tracker} package (pip install {tracker})")
@@ -217,6 +222,46 @@ def check_config(config: TrainConfig, *, resume: bool) -> None:
         raise UsageError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
 
 
+def process_state():
+    """This process's place in a multi-process run (``accelerate launch``, ``torchrun``); call it first.
+
+    Why ``cpu=``: accelerate's shared state is set by its first use, and without ``cpu=True`` accelerate
+    1.15 on a machine without CUDA tells every rank of a 2-process CPU launch that it is the only one.
+    Each rank then counted itself the main process (both wrote the metrics and saved the final model),
+    and PPO's ``Accelerator``, which reuses that state, trained unsynchronised copies.
+    """
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def check_vllm() -> None:
+    """``--use-vllm`` needs the vllm package and a CUDA GPU; say so before anything is loaded."""
+    import torch
+
+    if importlib.util.find_spec("vllm") is None:
+        raise UsageError("--use-vllm needs the vllm package (pip install vllm) on a machine with a CUDA GPU")
+    if not torch.cuda.is_available():
+        raise UsageError("--use-vllm needs a CUDA GPU; none is visible")
+
+
+def check_processes(config: TrainConfig) -> None:
+    """Under ``accelerate launch`` the step's work must split evenly: GRPO splits rows, PPO whole groups."""
+    processes = process_state().num_processes
+    rollout = config.rollout
+    rows = rollout.seeds_per_step * rollout.group_size
+    if config.algo == "grpo" and rows % processes:
+        raise UsageError(
+            f"--seeds-per-step x --group-size ({rows}) must divide among the {processes} processes"
+        )
+    if config.algo == "ppo" and rollout.seeds_per_step % processes:
+        raise UsageError(
+            f"--seeds-per-step ({rollout.seeds_per_step}) must divide among the {processes} processes "
+            "(PPO gives each process whole groups)"
+        )
+
+
 def looks_local(model: str) -> bool:
     """A filesystem path rather than a hub id (``name`` or ``org/name``), which we can check up front."""
     return model.startswith((".", "/", "~")) or model.count("/") > 1
@@ -238,14 +283,12 @@ def train(config: TrainConfig, *, resume: bool = False) -> Path:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     # transformers 5 renamed gradient_checkpointing*; TRL 1.16 still calls the old names on every step.
     warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.*", category=FutureWarning)
-    from accelerate import PartialState
-
     from tsr_train.tiny_model import resolve_model
 
     check_config(config, resume=resume)
     model, tokenizer = load_model(resolve_model(config.model))
     out = Path(config.out_dir)
-    main_process = PartialState().is_main_process
+    main_process = process_state().is_main_process
     if main_process:
         out.mkdir(parents=True, exist_ok=True)
         config.save(out / CONFIG_FILE)
@@ -282,7 +325,22 @@ def run(args: argparse.Namespace) -> int:
         final = train(config, resume=args.resume)
     except UsageError as error:
         print(f"tsr train: error: {error}", file=sys.stderr)
+        _leave_process_group()
         return 2
+    _leave_process_group()
     run_dir = final.parent
+    if not process_state().is_main_process:
+        return 0
     print(f"Final model: {final}\nMetrics: {run_dir / 'metrics.jsonl'}, {run_dir / 'learning_curve.png'}")
     return 0
+
+
+def _leave_process_group() -> None:
+    """Close a multi-process run's process group once this rank is done with it.
+
+    gloo can abort the interpreter's exit when the group is left open.  Not called when training raised:
+    the launcher then stops the other ranks, which a rank waiting here for them would not let happen.
+    """
+    distributed = sys.modules.get("torch.distributed")  # never import torch just for this
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()

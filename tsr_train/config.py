@@ -22,6 +22,7 @@ ALGOS = ("grpo", "ppo")
 #: minus one per invalid turn (see ``tsr_train.filtering.trajectory_reward``).
 REWARDS = ("return", "success", "score")
 REPORT_TO = ("none", "tensorboard", "wandb")
+VLLM_MODES = ("colocate", "server")
 SCORER_NAMES = ("reward+score", "score", "success")
 SELECTION_NAMES = ("argmax", "softmax")
 #: The name of the embedded tiny model wherever a model path is accepted (``--model embedded``).
@@ -152,6 +153,10 @@ class TrainConfig:
     #: validation episodes per held-out check
     eval_episodes: int = 50
     report_to: str = "none"
+    #: GRPO on a GPU: generate the rollouts with TRL's vLLM engine (needs the vllm package)
+    use_vllm: bool = False
+    #: with --use-vllm: "colocate" (an engine in each training process) or "server" (trl vllm-serve)
+    vllm_mode: str = "colocate"
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     grpo: GRPOSettings = field(default_factory=GRPOSettings)
     ppo: PPOSettings = field(default_factory=PPOSettings)
@@ -169,6 +174,10 @@ class TrainConfig:
             raise ValueError("eval-every must be >= 0 and eval-episodes >= 1")
         if self.learning_rate <= 0:
             raise ValueError(f"lr must be positive, got {self.learning_rate}")
+        if self.vllm_mode not in VLLM_MODES:
+            raise ValueError(f"vllm-mode must be one of {', '.join(VLLM_MODES)}, got {self.vllm_mode!r}")
+        if self.use_vllm and self.algo != "grpo":
+            raise ValueError("--use-vllm needs --algo grpo (vLLM generates through TRL's GRPO trainer)")
         if self.algo == "grpo" and self.rollout.group_size < 2:
             raise ValueError("GRPO needs a group size of at least 2 (its baseline is the group mean)")
 

@@ -1,15 +1,16 @@
 """Instance filtering: train only on the groups whose outcome is still uncertain.
 
-RAGEN's StarPO-S (notes/tsr_ragen.md §2.5) sorts the prompt groups of a batch by the standard deviation of
-their trajectories' rewards and keeps the top fraction.  A group whose trajectories all got the same reward
-carries no preference signal (its GRPO advantages are zero) but still costs a forward/backward pass and,
-for PPO, pulls the critic towards states the policy already handles; dropping it concentrates the update on
-the instances the policy can still learn from.  Search makes the trajectories of a group more alike, which
-is why TSR pairs it with this filter.
+RAGEN's StarPO-S (Wang et al. 2025, "RAGEN: Understanding Self-Evolution in LLM Agents") sorts the prompt
+groups of a batch by the standard deviation of their trajectories' rewards and keeps the top fraction.  A
+group whose trajectories all got the same reward carries no preference signal (its GRPO advantages are
+zero) but still costs a forward/backward pass and, for PPO, pulls the critic towards states the policy
+already handles; dropping it concentrates the update on the instances the policy can still learn from.
+Search makes the trajectories of a group more alike, which is why TSR pairs it with this filter.
 
 Both trainers use the same functions: ``trajectory_reward`` says what a trajectory earned, ``group_spread``
-defines "uncertain", ``kept_groups`` picks the groups.  How a dropped group is removed is each trainer's
-business (GRPO masks its tokens, PPO drops it).
+defines "uncertain", ``kept_groups`` picks the groups, and ``filtered_rows`` makes the same choice over the
+groups of every process of a multi-process run.  How a dropped group is removed is each trainer's business
+(GRPO masks its tokens; PPO drops it in a single process and masks it across several).
 """
 
 from __future__ import annotations
@@ -70,3 +71,22 @@ def kept_groups(group_rewards: Sequence[Sequence[float]], ratio: float) -> list[
     spreads = [group_spread(rewards) for rewards in group_rewards]
     ranked = sorted(range(len(spreads)), key=lambda index: (-spreads[index], index))
     return sorted(ranked[:count])
+
+
+def filtered_rows(seeds: list[int], rewards: list[float], ratio: float) -> list[bool]:
+    """Which of this process's rows survive instance filtering.
+
+    Groups are keyed by seed and measured over *all* processes (``gather_object``), because TRL may spread
+    the copies of one prompt over several GPUs, and because the choice must not depend on how many
+    processes share the step; every process then applies the same decision.  Every process must call it.
+    """
+    if ratio >= 1.0:
+        return [True] * len(seeds)
+    from accelerate.utils import gather_object
+
+    by_seed: dict[int, list[float]] = {}
+    for seed, reward in gather_object(list(zip(seeds, rewards, strict=True))):
+        by_seed.setdefault(seed, []).append(reward)
+    order = sorted(by_seed)
+    kept = {order[index] for index in kept_groups([by_seed[seed] for seed in order], ratio)}
+    return [seed in kept for seed in seeds]

@@ -22,11 +22,11 @@ update acts as advantage-weighted imitation of the search's choices — TSR's in
 from __future__ import annotations
 
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import torch
 from accelerate import PartialState
-from accelerate.utils import gather_object
 from datasets import Dataset
 from transformers import PrinterCallback, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
@@ -34,10 +34,10 @@ from trl.models import unwrap_model_for_generation
 
 from tsr_train.collect import collect
 from tsr_train.config import CHECKPOINTS_DIR, TrainConfig, rollout_seed
-from tsr_train.filtering import kept_groups, trajectory_reward
+from tsr_train.filtering import filtered_rows, trajectory_reward
 from tsr_train.heldout import HeldOutCheck
 from tsr_train.metrics import MetricsLogger, rollout_metrics
-from tsr_train.policy import HFPolicy
+from tsr_train.policy import HFPolicy, VLLMPolicy
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -58,22 +58,6 @@ def parse_seed(prompt: str) -> int:
     return int(prompt[len(SEED_PREFIX) :])
 
 
-def filtered_rows(seeds: list[int], rewards: list[float], ratio: float) -> list[bool]:
-    """Which of this process's rows survive instance filtering.
-
-    Groups are keyed by seed and measured over *all* processes (``gather_object``), because TRL may spread
-    the copies of one prompt over several GPUs; every process then applies the same decision.
-    """
-    if ratio >= 1.0:
-        return [True] * len(seeds)
-    by_seed: dict[int, list[float]] = {}
-    for seed, reward in gather_object(list(zip(seeds, rewards, strict=True))):
-        by_seed.setdefault(seed, []).append(reward)
-    order = sorted(by_seed)
-    kept = {order[index] for index in kept_groups([by_seed[seed] for seed in order], ratio)}
-    return [seed in kept for seed in seeds]
-
-
 class SearchRollout:
     """``rollout_func`` and reward function for ``GRPOTrainer``, sharing the rewards they computed."""
 
@@ -81,19 +65,23 @@ class SearchRollout:
         self.config = config.rollout
         self.run_seed = config.seed
         self._pending: dict[str, float] = {}
+        self._warned = False
 
     def __call__(self, prompts: list[str], trainer: GRPOTrainer) -> dict[str, Any]:
         seeds = [parse_seed(prompt) for prompt in prompts]
         tokenizer = trainer.processing_class
         step_seed = rollout_seed(self.run_seed, trainer.state.global_step, trainer.accelerator.process_index)
-        with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as model:
-            policy = HFPolicy(
-                model,
-                tokenizer,
-                max_new_tokens=self.config.max_new_tokens,
-                temperature=self.config.temperature,
-            )
-            batch = collect(policy, self.config, seeds, step_seed)
+        if getattr(trainer.args, "use_vllm", False):
+            batch = self._collect_with_vllm(trainer, seeds, step_seed)
+        else:
+            with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as model:
+                policy = HFPolicy(
+                    model,
+                    tokenizer,
+                    max_new_tokens=self.config.max_new_tokens,
+                    temperature=self.config.temperature,
+                )
+                batch = collect(policy, self.config, seeds, step_seed)
         trajectories = batch.trajectories
         if len(trajectories) != len(seeds):
             raise RuntimeError(f"strategy returned {len(trajectories)} trajectories for {len(seeds)} prompts")
@@ -119,6 +107,29 @@ class SearchRollout:
             ],
             "tsr_reward": rewards,
         }
+
+    def _collect_with_vllm(self, trainer: GRPOTrainer, seeds: list[int], step_seed: int):
+        """The rollouts sampled by TRL's vLLM engine, whose weights TRL synced for this step.
+
+        ``finish`` runs even if this rank's rollout fails, so that the other ranks' lockstep calls
+        complete instead of hanging.
+        """
+        policy = VLLMPolicy(
+            trainer.vllm_generation,
+            trainer.processing_class,
+            max_new_tokens=self.config.max_new_tokens,
+            temperature=self.config.temperature,
+        )
+        if self.config.search != "naive" and policy.prefix_caching() is False and not self._warned:
+            self._warned = True
+            warnings.warn(
+                "vLLM prefix caching is off: every candidate of a search pays its whole context's prefill",
+                stacklevel=2,
+            )
+        try:
+            return collect(policy, self.config, seeds, step_seed)
+        finally:
+            policy.finish()
 
     def reward(self, tsr_reward: list[float], log_metric=None, **_: Any) -> list[float]:
         """The reward function TRL calls: the rollout's own rewards, plus the step's rollout statistics."""
@@ -198,6 +209,8 @@ def grpo_args(config: TrainConfig, out_dir: Path) -> GRPOConfig:
         use_cpu=not cuda,
         bf16=cuda and torch.cuda.is_bf16_supported(),
         remove_unused_columns=False,
+        use_vllm=config.use_vllm,
+        vllm_mode=config.vllm_mode,
     )
 
 

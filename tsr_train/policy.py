@@ -214,7 +214,7 @@ class HFPolicy:
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=(attention_mask.cumsum(-1) - 1).clamp(min=0),
-            past_key_values=cache,
+            cache=cache,
             use_cache=True,
         )
         cache.batch_select_indices(torch.tensor(owner, device=self.device))
@@ -249,7 +249,7 @@ class HFPolicy:
             output = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
-                past_key_values=cache,
+                cache=cache,
                 generation_config=self.generation_config,
             )
         generated = output.sequences[:, width:]
@@ -276,3 +276,132 @@ def _common_prefix_length(a: list[int], b: list[int]) -> int:
             break
         length += 1
     return length
+
+
+class VLLMPolicy:
+    """A policy that samples through TRL's vLLM engine (``GRPOTrainer.vllm_generation``), for GPU rollouts.
+
+    Why a policy and not TRL's own generation: the search decides, turn by turn, which contexts to extend
+    and how many candidates each gets, so it calls ``sample`` with contexts TRL never sees.  This class
+    turns each call into one ``generation.generate`` call of ``n`` copies per context (TRL's engine
+    samples one completion per row in colocate mode) and reads back the exact token ids and the sampling
+    log-probabilities (temperature-scaled, as TRL configures vLLM), so trajectories stay token-exact.
+
+    Every rank must make the same calls when the engine is shared: in server mode ``generate`` gathers
+    the prompts of all ranks and hands each rank the slice at ``rank * len(prompts)``, and colocated
+    tensor parallelism gathers inside each group.  A search's branch counts differ by rank (episodes end
+    early, beams die), so in those modes each call first agrees with the other ranks on the largest row
+    count, pads its rows to it with a filler prompt, and drops the filler's outputs; and a rank whose
+    rollout is done calls :meth:`finish`, which keeps taking part (with padding only) until every rank is
+    done.  Plain colocated engines (one per rank, no tensor parallelism) share nothing and skip this.
+
+    ``generation`` is anything with TRL's ``VLLMGeneration`` interface (``generate``, ``mode``,
+    ``tensor_parallel_size``, ``accelerator``, ``model``); this policy sets its ``max_completion_length``
+    and ``temperature`` to the rollout's, since the trainer's own generation settings are unused when a
+    ``rollout_func`` supplies the completions.  ``gather`` (default: accelerate's ``gather_object``) is
+    the collective used to agree on row counts.
+    """
+
+    def __init__(
+        self,
+        generation: Any,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        max_new_tokens: int = 48,
+        temperature: float = 1.0,
+        max_context_length: int | None = None,
+        gather: Any = None,
+    ) -> None:
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        if temperature <= 0:
+            raise ValueError(f"vLLM sampling needs a temperature > 0, got {temperature}")
+        self.generation = generation
+        self.tokenizer = tokenizer
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        generation.max_completion_length = max_new_tokens
+        generation.temperature = temperature
+        model_config = getattr(generation.model, "config", None)
+        self.max_context_length = max_context_length or getattr(model_config, "max_position_embeddings", None)
+        self.stop_ids = HFPolicy._stop_ids(generation.model, tokenizer)
+        self.filler = [tokenizer.eos_token_id if tokenizer.eos_token_id is not None else min(self.stop_ids)]
+        accelerator = generation.accelerator
+        shared = generation.mode == "server" or getattr(generation, "tensor_parallel_size", 1) > 1
+        self.lockstep = accelerator.num_processes > 1 and shared
+        if gather is None:
+            from accelerate.utils import gather_object
+
+            gather = gather_object
+        self._gather = gather
+        #: generate calls made, rows sent and, of those, filler rows that kept the ranks in step
+        self.generate_calls = 0
+        self.rows_sent = 0
+        self.rows_padding = 0
+
+    def prefix_caching(self) -> bool | None:
+        """Whether the colocated engine reuses KV blocks of shared prefixes (``None``: unknown, e.g. server).
+
+        Beam and lookahead sample many continuations of one long context, so without prefix caching they
+        pay the context's prefill once per row.  vLLM's V1 engine enables it by default; a server must be
+        started with it (``trl vllm-serve --enable_prefix_caching true``).
+        """
+        engine = getattr(getattr(self.generation, "llm", None), "llm_engine", None)
+        config = getattr(engine, "cache_config", None) or getattr(
+            getattr(engine, "vllm_config", None), "cache_config", None
+        )
+        value = getattr(config, "enable_prefix_caching", None)
+        return None if value is None else bool(value)
+
+    def sample(self, prompts: list[list[int]], n: int) -> list[list[Sample]]:
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        if any(not prompt for prompt in prompts):
+            raise ValueError("every prompt needs at least one token")
+        rows = [list(prompt) for prompt in prompts for _ in range(n)]
+        outputs = self._round(rows, active=True)
+        flat = [self._sample(ids, logprobs) for ids, logprobs in outputs or []]
+        return [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def finish(self) -> None:
+        """Join the other ranks' remaining ``generate`` calls until every rank has finished its rollout."""
+        while self._round([], active=False) is not None:
+            pass
+
+    def _round(self, rows: list[list[int]], active: bool) -> list[tuple[list[int], Any]] | None:
+        """One lockstep generate call (or a plain one); ``None`` once no rank is active any more."""
+        width = len(rows)
+        if self.lockstep:
+            counts = self._gather([(len(rows), active)])
+            if not any(is_active for _, is_active in counts):
+                return None
+            width = max(count for count, _ in counts)
+        elif not active:
+            return None
+        if width == 0:
+            return []
+        padded = rows + [rows[0] if rows else self.filler] * (width - len(rows))
+        _, completion_ids, logprobs, _ = self.generation.generate(padded, None, 1)
+        self.generate_calls += 1
+        self.rows_sent += len(padded)
+        self.rows_padding += len(padded) - len(rows)
+        if logprobs is None:
+            logprobs = [None] * len(completion_ids)
+        return list(zip(completion_ids, logprobs, strict=True))[: len(rows)]
+
+    def _sample(self, token_ids: list[int], logprobs: Any) -> Sample:
+        ids = list(token_ids)
+        for index, token in enumerate(ids):
+            if token in self.stop_ids:
+                ids = ids[: index + 1]
+                break
+        # one list per token, the sampled token's log-probability first (TRL's layout); vLLM may leave
+        # a value out (None), and an engine without logprobs gives none: those count as 0.0
+        steps = [None] * len(ids) if logprobs is None else list(logprobs)[: len(ids)]
+        values = [_first_logprob(step) for step in steps]
+        return Sample(self.tokenizer.decode(ids, skip_special_tokens=True), ids, values)
+
+
+def _first_logprob(step: Any) -> float:
+    value = step[0] if isinstance(step, list | tuple) else step
+    return 0.0 if value is None else float(value)

@@ -19,8 +19,9 @@ One training step:
 
 As with GRPO, a search's tokens are scored as if the model had sampled them (old log-probs are recomputed,
 not the sampling ones), so the search acts as a better behaviour policy and PPO's objective is unchanged.
-With several processes (``accelerate launch``) each one rolls out its share of the groups and DDP averages
-the gradients; the metrics logged are the main process's.
+With several processes (``accelerate launch``) each one rolls out its share of the groups (the step's
+seeds must divide among them), the instance filter chooses over all of them, and DDP averages the
+gradients; the metrics logged are the main process's.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from trl.trainer.utils import entropy_from_logits, pad, selective_log_softmax
 
 from tsr_train.collect import collect
 from tsr_train.config import CHECKPOINTS_DIR, TrainConfig, latest_checkpoint, rollout_seed
-from tsr_train.filtering import kept_groups, trajectory_reward
+from tsr_train.filtering import filtered_rows, kept_groups, trajectory_reward
 from tsr_train.heldout import HeldOutCheck
 from tsr_train.metrics import MetricsLogger, rollout_metrics
 from tsr_train.policy import HFPolicy
@@ -206,14 +207,25 @@ def train_ppo(
         # 2. Instance filtering: keep the groups whose reward spread is largest.
         size = rollout.group_size
         groups = [rewards[i : i + size] for i in range(0, len(rewards), size)]
-        keep = kept_groups(groups, rollout.filter_ratio)
-        rows = [g * size + j for g in keep for j in range(size)]
+        dropped: list[int] = []
+        if accelerator.num_processes == 1:
+            keep = kept_groups(groups, rollout.filter_ratio)
+            rows = [g * size + j for g in keep for j in range(size)]
+        else:
+            # Chosen over the groups of all processes, as one process would choose.  Dropped groups are
+            # masked, not removed: every process keeps its row count and makes the same number of
+            # backward calls (DDP would hang otherwise), and one that keeps no group adds zero gradients.
+            kept_rows = filtered_rows(seeds, rewards, rollout.filter_ratio)
+            keep = [g for g in range(len(groups)) if kept_rows[g * size]]
+            rows = list(range(len(trajectories)))
+            dropped = [i for i, kept in enumerate(kept_rows) if not kept]
         batch = make_batch(
             [trajectories[i] for i in rows],
             [rewards[i] for i in rows],
             tokenizer.pad_token_id,
             accelerator.device,
         )
+        batch.action_mask[dropped] = 0.0
         mask = batch.action_mask
 
         # 3-5. Score once with the behaviour weights, shape the reward, GAE over model tokens.

@@ -1,8 +1,9 @@
 """Search strategies as users meet them: Gymnasium wrappers around any TSR env.
 
-``BestOfN(gym.make("tsr/Sokoban-v0"), n=4)`` is still the env (``reset``/``step`` pass through) and adds
-``rollout(policy, seeds)``, which runs the strategy of the same name from ``tsr_train.strategies`` on
-clones of the wrapped env.  The wrappers hold no logic of their own: one implementation, two doors.
+``BestOfNWrapper(gym.make("tsr/Sokoban-v0"), n=4)`` is still the env (``reset``/``step`` pass through) and
+adds ``rollout(policy, seeds)``, which runs the strategy ``tsr_train.strategies.BestOfN`` on clones of the
+wrapped env.  Each wrapper is the strategy's name plus ``Wrapper``, so a name means one class.  The
+wrappers hold no logic of their own: one implementation, two doors.
 """
 
 from __future__ import annotations
@@ -38,19 +39,19 @@ class SearchWrapper(gym.Wrapper):
         return self.strategy.rollout(policy, self.env, seeds, max_turns=max_turns or self.max_turns)
 
 
-class Naive(SearchWrapper):
+class NaiveWrapper(SearchWrapper):
     def __init__(self, env: gym.Env, *, max_turns: int = DEFAULT_MAX_TURNS, **kwargs: Any) -> None:
         super().__init__(env, strategies.Naive(**kwargs), max_turns=max_turns)
 
 
-class BestOfN(SearchWrapper):
+class BestOfNWrapper(SearchWrapper):
     def __init__(
         self, env: gym.Env, n: int = 4, *, max_turns: int = DEFAULT_MAX_TURNS, **kwargs: Any
     ) -> None:
         super().__init__(env, strategies.BestOfN(n, **kwargs), max_turns=max_turns)
 
 
-class Beam(SearchWrapper):
+class BeamWrapper(SearchWrapper):
     def __init__(
         self,
         env: gym.Env,
@@ -63,7 +64,7 @@ class Beam(SearchWrapper):
         super().__init__(env, strategies.Beam(width, branching, **kwargs), max_turns=max_turns)
 
 
-class Lookahead(SearchWrapper):
+class LookaheadWrapper(SearchWrapper):
     def __init__(
         self, env: gym.Env, depth: int = 2, n: int = 4, *, max_turns: int = DEFAULT_MAX_TURNS, **kwargs: Any
     ) -> None:

@@ -3,9 +3,18 @@ in-process engine over small immutable session records, and a Flask site on the 
 """
 
 from webshop_server.catalog import Catalog, Product
-from webshop_server.engine import Engine, SessionRecord, Transition, parse_action
+from webshop_server.engine import Engine, EngineStep, SessionRecord, parse_action
 from webshop_server.reward import Reward, get_reward
 from webshop_server.sources import load_catalog
 
-__all__ = ["Catalog", "Engine", "Product", "Reward", "SessionRecord", "Transition", "get_reward",
-           "load_catalog", "parse_action"]
+__all__ = [
+    "Catalog",
+    "Engine",
+    "EngineStep",
+    "Product",
+    "Reward",
+    "SessionRecord",
+    "get_reward",
+    "load_catalog",
+    "parse_action",
+]

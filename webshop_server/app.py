@@ -1,8 +1,12 @@
 """The WebShop site: HTML pages for people and browsers, a JSON API for programs, both on one engine.
 
-URLs carry the page state as plain path segments and query-string parameters (never Python literals to
-evaluate): ``/s/<sid>/search?q=red+shoes&page=2``, ``/s/<sid>/item/<ASIN>?q=...&page=1&color=red``,
-``/s/<sid>/item/<ASIN>/features?...``. A request is turned into a :class:`SessionRecord`, checked by
+Two URL schemes reach the same sessions.  Ours carries the page state as plain path segments and
+query-string parameters: ``/s/<sid>/search?q=red+shoes&page=2``,
+``/s/<sid>/item/<ASIN>?q=...&page=1&color=red``, ``/s/<sid>/item/<ASIN>/features?...``.
+The original WebShop's (``/<sid>``, ``/search_results/...``, ``/item_page/...``, ``/item_sub_page/...``,
+``/done/...``) serves pages in the original's structure, so the original's clients run against this site
+unchanged; its URL literals are parsed, never evaluated (:mod:`webshop_server.urls`).
+A request is turned into a :class:`SessionRecord`, checked by
 :meth:`Engine.validate` and rendered from :meth:`Engine.page_model`; every link on a page is the URL of the
 record that :meth:`Engine.transition` gives for that click, so browsing and in-process stepping agree.
 Bad input of any kind answers with a 4xx page (or JSON error under ``/api``), never a 500.
@@ -10,6 +14,7 @@ Bad input of any kind answers with a 4xx page (or JSON error under ``/api``), ne
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import secrets
@@ -20,7 +25,7 @@ from itertools import accumulate
 from typing import Any
 
 from flask import Flask, abort, jsonify, redirect, render_template, request, url_for
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import Conflict, HTTPException, ServiceUnavailable
 
 from webshop_server.catalog import Catalog
 from webshop_server.engine import (
@@ -35,11 +40,27 @@ from webshop_server.engine import (
     SessionRecord,
     normalize_query,
 )
-from webshop_server.sessions import SessionStore
+from webshop_server.original import OriginalSite
+from webshop_server.sessions import (
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_SESSION_TTL,
+    SessionExistsError,
+    SessionLimitError,
+    SessionStore,
+)
 from webshop_server.synthetic import generate_catalog
+from webshop_server.urls import (
+    SUB_PAGE_NAMES,
+    LiteralError,
+    buy_url,
+    is_reserved_param,
+    original_url,
+    parse_keywords,
+    parse_options,
+    record_url,
+)
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_RESERVED_PARAMS = ("q", "page")
 _NUMBER = re.compile(r"^[0-9]{1,9}$")
 
 
@@ -59,15 +80,17 @@ class GoalSampler:
         return min(bisect_right(self._cumulative, x), len(self._cumulative) - 1)
 
 
-class Shop:
-    """The engine, the sessions and the goal sampler behind one app."""
+class Site:
+    """The engine, the sessions, the goal sampler and the original-scheme pages behind one app."""
 
     def __init__(self, engine: Engine, sessions: SessionStore, seed: int) -> None:
         self.engine = engine
         self.sessions = sessions
         self.sampler = GoalSampler(engine.catalog, seed)
+        self.original = OriginalSite(engine)
 
     def create(self, goal: int | None = None, session_id: str | None = None) -> tuple[str, SessionRecord]:
+        """A new session (a 409 when ``session_id`` is live, a 503 when the store is full)."""
         if goal is None:
             goal = self.sampler.draw()
         if not 0 <= goal < len(self.engine.catalog.goals):
@@ -76,14 +99,51 @@ class Shop:
         if not _SESSION_ID.match(session_id):
             abort(400, "session ids are 1-64 letters, digits, '-' or '_'")
         record = self.engine.new_record(goal)
-        self.sessions.put(session_id, record)
+        try:
+            self.sessions.add(session_id, record)
+        except SessionExistsError:
+            abort(409, f"Session {session_id!r} already exists; leave the id out to get a fresh one.")
+        except SessionLimitError as error:
+            raise ServiceUnavailable(str(error), retry_after=error.retry_after) from None
         return session_id, record
 
     def current(self, session_id: str) -> SessionRecord:
         record = self.sessions.get(session_id) if _SESSION_ID.match(session_id) else None
         if record is None:
-            abort(404, f"Unknown or expired session {session_id!r}. Start a new one from the home page.")
+            abort(404, f"Unknown or expired session {session_id[:64]!r}. Start a new one from the home page.")
         return record
+
+    def store(self, session_id: str, record: SessionRecord) -> None:
+        """Save a session's new state (a 503 if it expired meanwhile and the store is full)."""
+        try:
+            self.sessions.put(session_id, record)
+        except SessionLimitError as error:
+            raise ServiceUnavailable(str(error), retry_after=error.retry_after) from None
+
+    def original_session(self, session_id: str) -> SessionRecord:
+        """The session behind an original-scheme ``/<session_id>`` visit, created on the first visit.
+
+        As in the original, an id containing ``fixed`` names its goal by its last ``_`` part
+        (``fixed_17`` is the original's goal 17); any other new id draws a goal by weight.
+        """
+        if not _SESSION_ID.match(session_id):
+            abort(404, "session ids are 1-64 letters, digits, '-' or '_'")
+        record = self.sessions.get(session_id)
+        if record is not None:
+            return record
+        goal = None
+        if "fixed" in session_id:
+            number = session_id.split("_")[-1]
+            if not _NUMBER.match(number):
+                abort(400, f"{session_id!r}: a fixed session ends in _<goal number>, e.g. fixed_17.")
+            try:
+                goal = self.original.goal_index(int(number))
+            except IndexError as error:
+                abort(404, str(error))
+        try:
+            return self.create(goal, session_id)[1]
+        except Conflict:  # created by a concurrent first visit
+            return self.current(session_id)
 
 
 def create_app(
@@ -91,52 +151,43 @@ def create_app(
     *,
     seed: int = 0,
     show_attributes: bool = False,
-    max_sessions: int = 10_000,
-    session_ttl: float = 3600.0,
+    max_sessions: int = DEFAULT_MAX_SESSIONS,
+    session_ttl: float = DEFAULT_SESSION_TTL,
 ) -> Flask:
-    """A Flask app serving ``catalog`` (default: the 1,000-product synthetic catalogue of ``seed``)."""
+    """A Flask app serving ``catalog`` (default: the 1,000-product synthetic catalogue of ``seed``).
+
+    At most ``max_sessions`` sessions live at once; one idle for ``session_ttl`` seconds expires.  At the
+    cap new sessions are refused (503 with ``Retry-After``) and live ones are kept.
+    """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     engine = Engine(
         catalog or generate_catalog(num_products=1000, seed=seed), show_attributes=show_attributes
     )
-    shop = Shop(engine, SessionStore(max_sessions, session_ttl), seed)
+    shop = Site(engine, SessionStore(max_sessions, session_ttl), seed)
     app.extensions["webshop"] = shop
     _register_html(app, shop)
+    _register_original(app, shop)
     _register_api(app, shop)
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
         code = error.code or 500
         if request.path.startswith("/api/"):
-            return jsonify(error=error.description, status=code), code
-        return render_template("error.html", code=code, name=error.name, message=error.description), code
+            response = jsonify(error=error.description, status=code)
+        else:
+            page = render_template("error.html", code=code, name=error.name, message=error.description)
+            response = app.make_response(page)
+        response.status_code = code
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
 
     return app
 
 
 # -- URL <-> record ----------------------------------------------------------------------------------------
-def record_url(session_id: str, record: SessionRecord) -> str:
-    """The site URL that shows ``record``."""
-    if record.page == SEARCH:
-        return url_for("search_page", sid=session_id)
-    if record.page == RESULTS:
-        return url_for("results_page", sid=session_id, q=record.query, page=record.page_number)
-    if record.page == DONE:
-        return url_for("done_page", sid=session_id)
-    params = _item_params(record)
-    if record.page == ITEM:
-        return url_for("item_page", sid=session_id, asin=record.asin, **params)
-    return url_for("item_sub_page", sid=session_id, asin=record.asin, sub=record.page, **params)
-
-
-def _item_params(record: SessionRecord) -> dict[str, Any]:
-    params: dict[str, Any] = dict(record.options)
-    if record.query:
-        params.update(q=record.query, page=record.page_number)
-    return params
-
-
 def _whole_number(text: str | None, what: str) -> int | None:
     if text is None:
         return None
@@ -145,30 +196,39 @@ def _whole_number(text: str | None, what: str) -> int | None:
     return int(text)
 
 
-def _query_args() -> tuple[str, int]:
-    raw = request.args.get("q", "")
+def _checked_query(raw: str) -> str:
     if len(raw) > MAX_QUERY_CHARS:
         abort(400, f"The search query is longer than {MAX_QUERY_CHARS} characters.")
-    page = _whole_number(request.args.get("page", "1"), "page number")
-    return normalize_query(raw), page  # type: ignore[return-value]
+    return normalize_query(raw)
 
 
-def _requested_record(engine: Engine, current: SessionRecord, page: str, asin: str = "") -> SessionRecord:
-    """The record a GET request asks for, or a 4xx when it names no valid shop state."""
-    query, number = _query_args() if page != SEARCH else ("", 1)
+def _navigate(
+    engine: Engine,
+    current: SessionRecord,
+    page: str,
+    query: str = "",
+    number: int = 1,
+    asin: str = "",
+    options: tuple[tuple[str, str], ...] = (),
+) -> SessionRecord:
+    """The record a request for a page asks for, or a 4xx when it names no valid shop state.
+
+    Moving to another state counts one step; products opened since the search page stay visited.
+    """
     if page == RESULTS and not query:
         abort(400, "Empty search query: type what you are looking for.")
-    options: tuple[tuple[str, str], ...] = ()
-    if page != RESULTS and page != SEARCH:
-        options = tuple(sorted((k, v) for k, v in request.args.items() if k not in _RESERVED_PARAMS))
+    visited: tuple[str, ...] = () if page == SEARCH else current.visited
+    if asin and asin not in visited and asin in engine.catalog.asin_index:
+        visited = (*visited, asin)
     record = SessionRecord(
         goal_index=current.goal_index,
         page=page,
         query=query if page != SEARCH else "",
-        page_number=number,
+        page_number=number if page != SEARCH else 1,
         asin=asin,
-        options=options,
+        options=tuple(sorted(options)),
         steps=current.steps,
+        visited=visited,
     )
     error = engine.validate(record)
     if error is not None:
@@ -178,23 +238,30 @@ def _requested_record(engine: Engine, current: SessionRecord, page: str, asin: s
     return record
 
 
+def _our_request(engine: Engine, current: SessionRecord, page: str, asin: str = "") -> SessionRecord:
+    """The record one of our ``/s/...`` URLs asks for (query string: ``q``, ``page`` and the options)."""
+    if page == SEARCH:
+        return _navigate(engine, current, SEARCH)
+    query = _checked_query(request.args.get("q", ""))
+    number = _whole_number(request.args.get("page", "1"), "page number")
+    options = ()
+    if page != RESULTS:
+        options = tuple((k, v) for k, v in request.args.items() if not is_reserved_param(k))
+    return _navigate(engine, current, page, query, number, asin, options)  # type: ignore[arg-type]
+
+
 # -- HTML --------------------------------------------------------------------------------------------------
-def _register_html(app: Flask, shop: Shop) -> None:
+def _register_html(app: Flask, shop: Site) -> None:
     engine = shop.engine
 
     def show(session_id: str, record: SessionRecord):
-        shop.sessions.put(session_id, record)
+        shop.store(session_id, record)
         actions = engine.available_actions(record)
         links = {
             c: record_url(session_id, engine.transition(record, f"click[{c}]").record)
             for c in actions["clickables"]
             if c != BUY_NOW
         }
-        buy_url = (
-            url_for("buy", sid=session_id, asin=record.asin, **_item_params(record))
-            if record.page == ITEM
-            else None
-        )
         template = {SEARCH: "search.html", RESULTS: "results.html", ITEM: "item.html", DONE: "done.html"}
         return render_template(
             template.get(record.page, "sub_page.html"),
@@ -203,14 +270,14 @@ def _register_html(app: Flask, shop: Shop) -> None:
             links=links,
             record=record,
             observation=engine.render_text(record),
-            buy_url=buy_url,
+            buy_url=buy_url(session_id, record) if record.page == ITEM else None,
         )
 
     def navigate(session_id: str, page: str, asin: str = ""):
         current = shop.current(session_id)
         if current.done:
             return redirect(url_for("done_page", sid=session_id))
-        return show(session_id, _requested_record(engine, current, page, asin))
+        return show(session_id, _our_request(engine, current, page, asin))
 
     @app.get("/")
     def home():
@@ -243,8 +310,8 @@ def _register_html(app: Flask, shop: Shop) -> None:
     def buy(sid: str, asin: str):
         current = shop.current(sid)
         if not current.done:
-            record = _requested_record(engine, current, ITEM, asin)
-            shop.sessions.put(sid, engine.transition(record, f"click[{BUY_NOW}]").record)
+            record = _our_request(engine, current, ITEM, asin)
+            shop.store(sid, engine.transition(record, f"click[{BUY_NOW}]").record)
         return redirect(url_for("done_page", sid=sid), code=303)
 
     @app.get("/s/<sid>/done")
@@ -255,8 +322,78 @@ def _register_html(app: Flask, shop: Shop) -> None:
         return show(sid, current)
 
 
+# -- the original URL scheme -------------------------------------------------------------------------------
+def _register_original(app: Flask, shop: Site) -> None:
+    """The original site's routes, beside ours: every one answers GET and POST, as the original's do."""
+    engine = shop.engine
+    methods = ["GET", "POST"]
+
+    def show(session_id: str, record: SessionRecord) -> str:
+        shop.store(session_id, record)
+        return shop.original.html(session_id, record)
+
+    def literal(parse: Any, text: str, what: str) -> Any:
+        try:
+            return parse(text)
+        except LiteralError as error:
+            abort(400, f"Bad {what} in the URL: {error}.")
+
+    def product_page(sid: str, page: str, asin: str, keywords: str, number: str, options: str):
+        current = shop.current(sid)
+        if current.done:
+            return redirect(original_url(sid, current))
+        query = _checked_query(" ".join(literal(parse_keywords, keywords, "keywords")))
+        chosen = literal(parse_options, options, "options")
+        page_number: int = _whole_number(number, "page number")  # type: ignore[assignment]
+        return show(sid, _navigate(engine, current, page, query, page_number, asin, tuple(chosen.items())))
+
+    @app.route("/<sid>", methods=methods)
+    def original_index(sid: str):
+        current = shop.original_session(sid)
+        if current.done:  # the original lets a finished session start over on its goal
+            current = engine.new_record(current.goal_index)
+        if request.method == "POST" and "search_query" in request.form:
+            query = _checked_query(request.form["search_query"])
+            if not query:
+                abort(400, "Empty search query: type what you are looking for.")
+            shop.store(sid, _navigate(engine, current, SEARCH))
+            results = SessionRecord(current.goal_index, page=RESULTS, query=query)
+            return redirect(original_url(sid, results))
+        return show(sid, _navigate(engine, current, SEARCH))
+
+    @app.route("/search_results/<sid>/<path:keywords>/<number>", methods=methods)
+    def original_results(sid: str, keywords: str, number: str):
+        current = shop.current(sid)
+        if current.done:
+            return redirect(original_url(sid, current))
+        query = _checked_query(" ".join(literal(parse_keywords, keywords, "keywords")))
+        page_number: int = _whole_number(number, "page number")  # type: ignore[assignment]
+        return show(sid, _navigate(engine, current, RESULTS, query, page_number))
+
+    @app.route("/item_page/<sid>/<asin>/<path:keywords>/<number>/<path:options>", methods=methods)
+    def original_item(sid: str, asin: str, keywords: str, number: str, options: str):
+        return product_page(sid, ITEM, asin, keywords, number, options)
+
+    @app.route("/item_sub_page/<sid>/<asin>/<path:keywords>/<number>/<sub>/<path:options>", methods=methods)
+    def original_sub_page(sid: str, asin: str, keywords: str, number: str, sub: str, options: str):
+        if sub.lower() not in SUB_PAGES:
+            names = ", ".join(SUB_PAGE_NAMES.values())
+            abort(404, f"No page {sub[:40]!r} for a product: use one of {names}.")
+        return product_page(sid, sub.lower(), asin, keywords, number, options)
+
+    @app.route("/done/<sid>/<asin>/<path:options>", methods=methods)
+    def original_done(sid: str, asin: str, options: str):
+        current = shop.current(sid)
+        if not current.done:
+            chosen = literal(parse_options, options, "options")
+            query, number = (current.query, current.page_number) if current.query else ("", 1)
+            item = _navigate(engine, current, ITEM, query, number, asin, tuple(chosen.items()))
+            current = engine.transition(item, f"click[{BUY_NOW}]").record
+        return show(sid, current)
+
+
 # -- JSON API ----------------------------------------------------------------------------------------------
-def _register_api(app: Flask, shop: Shop) -> None:
+def _register_api(app: Flask, shop: Site) -> None:
     engine = shop.engine
 
     def view(session_id: str, record: SessionRecord, **extra: Any) -> dict[str, Any]:
@@ -271,12 +408,17 @@ def _register_api(app: Flask, shop: Shop) -> None:
         }
 
     def body() -> dict[str, Any]:
-        data = request.get_json(silent=True)
-        if data is None and request.content_length:
+        """The request's JSON object ({} for an empty body); any other body is a 400, whatever its depth."""
+        raw = request.get_data(cache=True)
+        if not raw.strip():
+            return {}
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):  # RecursionError: brackets nested deeper than the parser goes
             abort(400, "The request body must be a JSON object.")
-        if data is not None and not isinstance(data, dict):
+        if not isinstance(data, dict):
             abort(400, "The request body must be a JSON object.")
-        return data or {}
+        return data
 
     @app.get("/api/info")
     def api_info():
@@ -287,6 +429,8 @@ def _register_api(app: Flask, shop: Shop) -> None:
             goals=len(catalog.goals),
             show_attributes=engine.show_attributes,
             max_query_chars=MAX_QUERY_CHARS,
+            max_sessions=shop.sessions.max_sessions,
+            session_ttl=shop.sessions.ttl_seconds,
         )
 
     @app.post("/api/sessions")
@@ -314,7 +458,7 @@ def _register_api(app: Flask, shop: Shop) -> None:
         if len(action) > MAX_QUERY_CHARS + 100:
             abort(400, f"The action is longer than {MAX_QUERY_CHARS + 100} characters.")
         result = engine.transition(record, action)
-        shop.sessions.put(sid, result.record)
+        shop.store(sid, result.record)
         return jsonify(view(sid, result.record, reward=result.reward, done=result.done, error=result.error))
 
     @app.route("/api/s/<sid>/record", methods=["GET", "PUT"])
@@ -324,12 +468,12 @@ def _register_api(app: Flask, shop: Shop) -> None:
             return jsonify(shop.current(sid).to_dict())
         try:
             record = SessionRecord.from_dict(body())
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             abort(400, f"Malformed session record: {exc}")
         error = engine.validate(record)
         if error is not None:
             abort(400, f"Invalid session record: {error}")
-        shop.sessions.put(sid, record)
+        shop.store(sid, record)
         return jsonify(view(sid, record))
 
     @app.delete("/api/s/<sid>")

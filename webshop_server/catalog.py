@@ -68,8 +68,9 @@ def draw_hidden_prices(products: Sequence[Product], seed: int) -> list[float]:
     The original draws the range price with the unseeded global ``random``; here the draw is reproducible.
     """
     rng = random.Random(f"webshop-prices:{seed}")
-    return [p.pricing[0] if len(p.pricing) == 1 else rng.uniform(p.pricing[0], p.pricing[1])
-            for p in products]
+    return [
+        p.pricing[0] if len(p.pricing) == 1 else rng.uniform(p.pricing[0], p.pricing[1]) for p in products
+    ]
 
 
 class Catalog:
@@ -80,8 +81,14 @@ class Catalog:
     catalogues it is a lazy sequence that builds each dict on access.
     """
 
-    def __init__(self, products: Sequence[Product], prices: Sequence[float], goals: Sequence[dict[str, Any]],
-                 *, name: str = "custom") -> None:
+    def __init__(
+        self,
+        products: Sequence[Product],
+        prices: Sequence[float],
+        goals: Sequence[dict[str, Any]],
+        *,
+        name: str = "custom",
+    ) -> None:
         if len(products) != len(prices):
             raise ValueError("one hidden price per product is required")
         self.name = name
@@ -110,4 +117,3 @@ class Catalog:
     def search(self, query: str) -> tuple[str, ...]:
         """ASINs of the best BM25 matches for ``query``, best first (at most the index's result limit)."""
         return tuple(self.products[i].asin for i in self.index.search(query))
-

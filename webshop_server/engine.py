@@ -30,12 +30,18 @@ PAGE_KINDS = (SEARCH, RESULTS, ITEM, *SUB_PAGES, DONE)
 BACK_TO_SEARCH, PREV, NEXT, BUY_NOW = "back to search", "< prev", "next >", "buy now"
 MAX_QUERY_CHARS = 1000
 
-_ACTION = re.compile(r"^\s*(search|click)\s*\[(.*)\]\s*$", re.IGNORECASE | re.DOTALL)
+# ASCII-only case folding: with Unicode folding "ſearch" (long s, U+017F) or a Kelvin-sign "K" would match
+# a verb, so a look-alike word would run as an action instead of being rejected.
+_ACTION = re.compile(r"^\s*(search|click)\s*\[(.*)\]\s*$", re.IGNORECASE | re.DOTALL | re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
-    """Everything that defines a session's current state; small, immutable, hashable and picklable."""
+    """Everything that defines a session's current state; small, immutable, hashable and picklable.
+
+    ``visited`` lists the products opened since the search page was last shown, in the order first
+    opened: the original's rich text view marks their result links as clicked.
+    """
 
     goal_index: int
     page: str = SEARCH
@@ -46,29 +52,63 @@ class SessionRecord:
     steps: int = 0
     done: bool = False
     reward: float = 0.0
+    visited: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (options as a list of ``[name, value]`` pairs)."""
         data = asdict(self)
         data["options"] = [list(pair) for pair in self.options]
+        data["visited"] = list(self.visited)
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SessionRecord:
-        """The inverse of :meth:`to_dict`; raises ``ValueError``/``TypeError`` on malformed input."""
+    def from_dict(cls, data: Any) -> SessionRecord:
+        """The inverse of :meth:`to_dict`; raises ``ValueError``/``TypeError`` on malformed input.
+
+        Types are checked, never coerced: a record arrives from untrusted clients, and converting an
+        arbitrary JSON value (``str()`` of a deeply nested list, ``int()`` of ``"7"``) would either hide
+        a client bug or recurse without bound.
+        """
         if not isinstance(data, dict):
             raise TypeError("a session record must be a JSON object")
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"unknown record fields: {sorted(unknown)}")
-        options = tuple(sorted((str(n), str(v)) for n, v in data.get("options", ())))
-        return cls(goal_index=int(data["goal_index"]), page=str(data.get("page", SEARCH)),
-                   query=str(data.get("query", "")), page_number=int(data.get("page_number", 1)),
-                   asin=str(data.get("asin", "")), options=options, steps=int(data.get("steps", 0)),
-                   done=bool(data.get("done", False)), reward=float(data.get("reward", 0.0)))
+            raise ValueError(f"unknown record fields: {sorted(map(str, unknown))[:5]}")
+        if "goal_index" not in data:
+            raise ValueError("a session record needs goal_index")
+        pairs = data.get("options", [])
+        if not isinstance(pairs, list | tuple) or not all(
+            isinstance(p, list | tuple) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in pairs
+        ):
+            raise TypeError("options must be a list of [name, value] string pairs")
+        visited = data.get("visited", [])
+        if not isinstance(visited, list | tuple) or not all(isinstance(a, str) for a in visited):
+            raise TypeError("visited must be a list of ASIN strings")
+        reward = data.get("reward", 0.0)
+        if isinstance(reward, bool) or not isinstance(reward, int | float):
+            raise TypeError("reward must be a number")
+        return cls(
+            goal_index=_typed(data, "goal_index", int, 0),
+            page=_typed(data, "page", str, SEARCH),
+            query=_typed(data, "query", str, ""),
+            page_number=_typed(data, "page_number", int, 1),
+            asin=_typed(data, "asin", str, ""),
+            options=tuple(sorted((str(n), str(v)) for n, v in pairs)),
+            steps=_typed(data, "steps", int, 0),
+            done=_typed(data, "done", bool, False),
+            reward=float(reward),
+            visited=tuple(visited),
+        )
 
 
-class Transition(NamedTuple):
+def _typed(data: dict[str, Any], name: str, kind: type, default: Any) -> Any:
+    value = data.get(name, default)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"{name} must be of type {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+class EngineStep(NamedTuple):
     """The result of one action: the new record, its reward, whether the episode ended, and any error."""
 
     record: SessionRecord
@@ -125,10 +165,15 @@ class Engine:
             return f"goal index {record.goal_index} is out of range"
         if record.page not in PAGE_KINDS:
             return f"unknown page kind {record.page!r}"
-        if record.steps < 0 or not 0.0 <= record.reward <= 1.0:
-            return "steps must be >= 0 and reward within [0, 1]"
+        if record.steps < 0:
+            return "steps must be >= 0"
         if record.done != (record.page == DONE):
             return "a record is done exactly when it is on the done page"
+        if not record.done and record.reward != 0.0:
+            return "only a finished purchase carries a reward"
+        visited_error = self._visited_error(record)
+        if visited_error is not None:
+            return visited_error
         if len(record.query) > MAX_QUERY_CHARS:
             return f"query longer than {MAX_QUERY_CHARS} characters"
         if record.page == RESULTS and not record.query:
@@ -140,9 +185,26 @@ class Engine:
                 return f"unknown product {record.asin!r}"
             if record.page == "attributes" and not self.show_attributes:
                 return "the attributes page is disabled"
-            return self._options_error(self.catalog.product(record.asin), record.options)
+            error = self._options_error(self.catalog.product(record.asin), record.options)
+            if error is None and record.done:
+                # The server computes every reward itself: a restored record may name any reachable
+                # purchase, but never a reward that this purchase does not earn.
+                earned = self.reward(record).total
+                if record.reward != earned:
+                    return f"this purchase earns reward {earned!r}, not {record.reward!r}"
+            return error
         if record.asin or record.options:
             return "only product pages carry a product and options"
+        return None
+
+    def _visited_error(self, record: SessionRecord) -> str | None:
+        if len(set(record.visited)) != len(record.visited):
+            return "visited products must be distinct"
+        if record.page == SEARCH and record.visited:
+            return "the search page starts with no visited products"
+        for asin in record.visited:
+            if asin not in self.catalog.asin_index:
+                return f"unknown visited product {asin[:20]!r}"
         return None
 
     @staticmethod
@@ -157,10 +219,10 @@ class Engine:
         return None
 
     # -- transitions -------------------------------------------------------------------------------------
-    def transition(self, record: SessionRecord, action: str) -> Transition:
+    def transition(self, record: SessionRecord, action: str) -> EngineStep:
         """Apply ``action`` to ``record``; never raises for bad actions (they come back as ``error``)."""
         if record.done:
-            return Transition(record, 0.0, True, "The episode is over: the purchase has been made.")
+            return EngineStep(record, 0.0, True, "The episode is over: the purchase has been made.")
         parsed = parse_action(action)
         if parsed is None:
             shown = clean_text(action)[:80] if isinstance(action, str) else type(action).__name__
@@ -176,10 +238,10 @@ class Engine:
         return self._click(record, target)
 
     @staticmethod
-    def _invalid(record: SessionRecord, message: str) -> Transition:
-        return Transition(record, 0.0, False, message)
+    def _invalid(record: SessionRecord, message: str) -> EngineStep:
+        return EngineStep(record, 0.0, False, message)
 
-    def _search(self, record: SessionRecord, raw_query: str) -> Transition:
+    def _search(self, record: SessionRecord, raw_query: str) -> EngineStep:
         if record.page != SEARCH:
             return self._invalid(record, "There is no search bar on this page: click[back to search] first.")
         query = normalize_query(raw_query)
@@ -188,9 +250,9 @@ class Engine:
         if len(query) > MAX_QUERY_CHARS:
             return self._invalid(record, f"The search query is longer than {MAX_QUERY_CHARS} characters.")
         new = replace(record, page=RESULTS, query=query, page_number=1, steps=record.steps + 1)
-        return Transition(new, 0.0, False, None)
+        return EngineStep(new, 0.0, False, None)
 
-    def _click(self, record: SessionRecord, target: str) -> Transition:
+    def _click(self, record: SessionRecord, target: str) -> EngineStep:
         step = record.steps + 1
         if target == BACK_TO_SEARCH:
             new = SessionRecord(goal_index=record.goal_index, steps=step)
@@ -208,19 +270,21 @@ class Engine:
         elif target == BUY_NOW:
             reward = self.reward(record).total
             new = replace(record, page=DONE, done=True, reward=reward, steps=step)
-            return Transition(new, reward, True, None)
+            return EngineStep(new, reward, True, None)
         elif record.page == RESULTS:
-            new = replace(record, page=ITEM, asin=target.upper(), options=(), steps=step)
+            asin = target.upper()
+            visited = record.visited if asin in record.visited else (*record.visited, asin)
+            new = replace(record, page=ITEM, asin=asin, options=(), steps=step, visited=visited)
         else:  # an option value on the item page
             group = self.catalog.product(record.asin).option_group(target)
             selected = dict(record.options)
             if selected.get(group) == target:
                 # Re-choosing the selected value is a valid click that changes nothing; like the site (for
                 # which it is a page reload) it is not counted as a step.
-                return Transition(record, 0.0, False, None)
+                return EngineStep(record, 0.0, False, None)
             selected[group] = target  # type: ignore[index]
             new = replace(record, options=tuple(sorted(selected.items())), steps=step)
-        return Transition(new, 0.0, False, None)
+        return EngineStep(new, 0.0, False, None)
 
     # -- what the agent sees -----------------------------------------------------------------------------
     def available_actions(self, record: SessionRecord) -> dict[str, Any]:
@@ -247,23 +311,32 @@ class Engine:
 
     def _page_asins(self, record: SessionRecord) -> tuple[str, ...]:
         start = (record.page_number - 1) * RESULTS_PER_PAGE
-        return self.results(record.query)[start:start + RESULTS_PER_PAGE]
+        return self.results(record.query)[start : start + RESULTS_PER_PAGE]
 
     def page_model(self, record: SessionRecord) -> dict[str, Any]:
         """The page as data: what the text renderer, the HTML templates and the JSON API all show."""
-        model: dict[str, Any] = {"kind": record.page, "instruction": self.goal(record)["instruction_text"],
-                                 "query": record.query, "page_number": record.page_number}
+        model: dict[str, Any] = {
+            "kind": record.page,
+            "instruction": self.goal(record)["instruction_text"],
+            "query": record.query,
+            "page_number": record.page_number,
+        }
         if record.page == RESULTS:
             results = self.results(record.query)
-            model.update(total=len(results), num_pages=self.num_pages(record.query),
-                         has_prev=record.page_number > 1,
-                         has_next=record.page_number < self.num_pages(record.query),
-                         results=[self._summary(self.catalog.product(a)) for a in self._page_asins(record)])
+            model.update(
+                total=len(results),
+                num_pages=self.num_pages(record.query),
+                has_prev=record.page_number > 1,
+                has_next=record.page_number < self.num_pages(record.query),
+                results=[self._summary(self.catalog.product(a)) for a in self._page_asins(record)],
+            )
         elif record.page in (ITEM, *SUB_PAGES, DONE):
             product = self.catalog.product(record.asin)
             selected = dict(record.options)
-            options = [{"name": name, "values": list(values), "selected": selected.get(name)}
-                       for name, values in product.options]
+            options = [
+                {"name": name, "values": list(values), "selected": selected.get(name)}
+                for name, values in product.options
+            ]
             model["product"] = {**self._summary(product), "rating": product.rating, "options": options}
             model["sub_pages"] = [s for s in SUB_PAGES if s != "attributes" or self.show_attributes]
             if record.page in SUB_PAGES:
@@ -298,16 +371,20 @@ class Engine:
         if kind == DONE:
             product = model["product"]
             chosen = ", ".join(f"{k}: {v}" for k, v in sorted(model["selected"].items())) or "none"
-            lines += ["Thank you for shopping with us!",
-                      f"You bought: {product['title']} ({product['asin']}), options: {chosen}.",
-                      f"Your score (min 0.0, max 1.0): {model['reward']:.4f}"]
+            lines += [
+                "Thank you for shopping with us!",
+                f"You bought: {product['title']} ({product['asin']}), options: {chosen}.",
+                f"Your score (min 0.0, max 1.0): {model['reward']:.4f}",
+            ]
             return "\n".join(lines)
         buttons = ["[back to search]"]
         if kind == RESULTS:
             buttons += ["[< prev]"] if model["has_prev"] else []
             buttons += ["[next >]"] if model["has_next"] else []
-            lines.append(f'Results for "{model["query"]}": page {model["page_number"]} of '
-                         f'{model["num_pages"]} ({model["total"]} results).')
+            lines.append(
+                f'Results for "{model["query"]}": page {model["page_number"]} of '
+                f"{model['num_pages']} ({model['total']} results)."
+            )
             lines.append(" ".join(buttons))
             lines += [f"[{r['asin'].lower()}] {r['title']} | {r['price']}" for r in model["results"]]
             if not model["results"]:

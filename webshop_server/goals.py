@@ -24,8 +24,22 @@ from webshop_server.catalog import Product
 
 #: Candidate price bounds: multiples of ten up to 990, as the original's ``PRICE_RANGE``.
 PRICE_STEPS = tuple(10.0 * i for i in range(1, 100))
+#: The seed of the original's one shuffle of its goal list (``random.seed(233); random.shuffle(goals)``).
+GOAL_SHUFFLE_SEED = 233
 #: Bound used when the product is too expensive for two candidate bounds (no price text then).
 NO_PRICE_LIMIT = 1_000_000
+
+
+def original_goal_order(count: int) -> list[int]:
+    """Position ``n`` holds the catalogue index of the original's goal ``n``.
+
+    The original builds its goals in catalogue order, then shuffles the list once with the global
+    ``random`` seeded to 233; ``random.shuffle`` draws depend only on the seed and the list's length,
+    so shuffling the indices with a fresh ``Random(233)`` gives the same permutation.
+    """
+    order = list(range(count))
+    random.Random(GOAL_SHUFFLE_SEED).shuffle(order)
+    return order
 
 
 def price_bound(price: float, rng: random.Random) -> tuple[float, str]:
@@ -67,8 +81,9 @@ class SyntheticGoals(Sequence[dict[str, Any]]):
     ``weight`` is the original's: the mean over the goal's attributes of 1 / (number of goals naming it).
     """
 
-    def __init__(self, products: Sequence[Product], prices: Sequence[float], specs: Sequence[GoalSpec],
-                 seed: int) -> None:
+    def __init__(
+        self, products: Sequence[Product], prices: Sequence[float], specs: Sequence[GoalSpec], seed: int
+    ) -> None:
         rng = random.Random(f"webshop-goals:{seed}")
         counts: dict[str, int] = defaultdict(int)
         drafts = []
@@ -89,8 +104,18 @@ class SyntheticGoals(Sequence[dict[str, Any]]):
             if combos == 0:
                 continue
             weight = sum(1.0 / counts[a] for a in spec.attributes) / len(spec.attributes)
-            self._entries.append(_Entry(product, spec.instruction, spec.attributes, upper, text, weight,
-                                        tuple(n for n, _ in groups), tuple(v for _, v in groups)))
+            self._entries.append(
+                _Entry(
+                    product,
+                    spec.instruction,
+                    spec.attributes,
+                    upper,
+                    text,
+                    weight,
+                    tuple(n for n, _ in groups),
+                    tuple(v for _, v in groups),
+                )
+            )
             self._starts.append(total)
             total += combos
         self._len = total
@@ -121,7 +146,8 @@ class SyntheticGoals(Sequence[dict[str, Any]]):
             "query": product.query,
             "name": product.title,
             "product_category": product.product_category,
-            "instruction_text": entry.instruction + (f" with {option_text}" if option_text else "")
+            "instruction_text": entry.instruction
+            + (f" with {option_text}" if option_text else "")
             + entry.price_text,
             "attributes": list(entry.attributes),
             "price_upper": entry.price_upper,
@@ -141,8 +167,12 @@ class SyntheticGoals(Sequence[dict[str, Any]]):
         return out
 
 
-def human_goals(products: Sequence[Product], prices: Sequence[float],
-                instructions: Sequence[tuple[int, dict[str, Any]]], seed: int) -> list[dict[str, Any]]:
+def human_goals(
+    products: Sequence[Product],
+    prices: Sequence[float],
+    instructions: Sequence[tuple[int, dict[str, Any]]],
+    seed: int,
+) -> list[dict[str, Any]]:
     """Goals from human-written instructions, ``(product_index, record)`` pairs of ``items_human_ins``.
 
     As in the original, instructions naming no attributes are skipped and every weight is 1.
@@ -154,16 +184,18 @@ def human_goals(products: Sequence[Product], prices: Sequence[float],
             continue
         product = products[product_index]
         upper, text = price_bound(prices[product_index], rng)
-        goals.append({
-            "asin": product.asin,
-            "category": product.category,
-            "query": product.query,
-            "name": product.title,
-            "product_category": product.product_category,
-            "instruction_text": str(record["instruction"]).strip(".") + text,
-            "attributes": list(record["instruction_attributes"]),
-            "price_upper": upper,
-            "goal_options": list(record.get("instruction_options") or []),
-            "weight": 1,
-        })
+        goals.append(
+            {
+                "asin": product.asin,
+                "category": product.category,
+                "query": product.query,
+                "name": product.title,
+                "product_category": product.product_category,
+                "instruction_text": str(record["instruction"]).strip(".") + text,
+                "attributes": list(record["instruction_attributes"]),
+                "price_upper": upper,
+                "goal_options": list(record.get("instruction_options") or []),
+                "weight": 1,
+            }
+        )
     return goals

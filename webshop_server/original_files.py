@@ -7,8 +7,10 @@ Product text is cleaned to the observation charset on load (see :mod:`webshop_se
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -64,8 +66,78 @@ def _read_json(path: str | Path) -> Any:
         return json.load(f)
 
 
-def load_webshop(items_path: str | Path, attributes_path: str | Path, human_path: str | Path | None = None,
-                 *, goals: str = "synthetic", num_products: int | None = None, seed: int = 0) -> Catalog:
+#: Characters of the items file read at a time by ``iter_json_array``.
+CHUNK_CHARS = 1 << 20
+_SPACE = " \t\n\r"
+
+
+def iter_json_array(path: str | Path, chunk_chars: int = CHUNK_CHARS) -> Iterator[Any]:
+    """The elements of a file holding one JSON array, decoded one at a time.
+
+    ``json.load`` of the full 1.18M-product ``items_shuffle.json`` builds every raw record before the
+    first product is parsed, several times the file's size in memory; this holds one chunk of text and
+    one raw record.  A file that does not start as an array raises ``TypeError``; malformed text inside
+    it raises ``json.JSONDecodeError`` (the catalogue loaders turn both into one clear error).
+    """
+    decoder = json.JSONDecoder()
+    with open(path, encoding="utf-8") as f:
+        buffer, position, at_end = "", 0, False
+
+        def fill() -> bool:
+            """Append the next chunk, dropping what was consumed; ``False`` at the end of the file."""
+            nonlocal buffer, position, at_end
+            if at_end:
+                return False
+            more = f.read(chunk_chars)
+            at_end = len(more) < chunk_chars
+            if not more:
+                return False
+            buffer, position = buffer[position:] + more, 0
+            return True
+
+        def skip_space() -> str:
+            nonlocal position
+            while True:
+                while position < len(buffer) and buffer[position] in _SPACE:
+                    position += 1
+                if position < len(buffer) or not fill():
+                    return buffer[position : position + 1]
+
+        if (start := skip_space()) != "[":
+            raise TypeError(f"{path} must hold a JSON array of products, not text starting {start!r}")
+        position += 1
+        first = True
+        while True:
+            char = skip_space()
+            if char == "]":
+                return
+            if not first:
+                if char != ",":
+                    raise json.JSONDecodeError("expected ',' or ']'", buffer, position)
+                position += 1
+                skip_space()
+            while True:
+                try:
+                    value, end = decoder.raw_decode(buffer, position)
+                except json.JSONDecodeError:
+                    if not fill():
+                        raise
+                    continue
+                if end < len(buffer) or not fill():  # a value that ends the chunk may go on in the next
+                    break
+            position, first = end, False
+            yield value
+
+
+def load_webshop(
+    items_path: str | Path,
+    attributes_path: str | Path,
+    human_path: str | Path | None = None,
+    *,
+    goals: str = "synthetic",
+    num_products: int | None = None,
+    seed: int = 0,
+) -> Catalog:
     """A :class:`Catalog` from the original files.
 
     ``goals="synthetic"`` builds the original synthetic goals from the ``instruction`` entries of
@@ -76,9 +148,7 @@ def load_webshop(items_path: str | Path, attributes_path: str | Path, human_path
         raise ValueError(f"goals must be one of {GOAL_KINDS}, not {goals!r}")
     if goals == "human" and human_path is None:
         raise ValueError("human goals need the items_human_ins file")
-    raw_items = _read_json(items_path)
-    if num_products is not None:
-        raw_items = raw_items[:num_products]
+    raw_items = itertools.islice(iter_json_array(items_path), num_products)
     mined = _read_json(attributes_path)
     products: list[Product] = []
     entries: list[dict[str, Any]] = []
@@ -93,13 +163,18 @@ def load_webshop(items_path: str | Path, attributes_path: str | Path, human_path
         entries.append(entry)
     prices = draw_hidden_prices(products, seed)
     if goals == "synthetic":
-        specs = [GoalSpec(i, clean_text(e["instruction"]),
-                          tuple(map(clean_text, e["instruction_attributes"])))
-                 for i, e in enumerate(entries) if e.get("instruction") is not None]
+        specs = [
+            GoalSpec(i, clean_text(e["instruction"]), tuple(map(clean_text, e["instruction_attributes"])))
+            for i, e in enumerate(entries)
+            if e.get("instruction") is not None
+        ]
         goal_list: Any = SyntheticGoals(products, prices, specs, seed)
     else:
         human = _read_json(human_path)  # type: ignore[arg-type]
-        records = [(i, {**r, "instruction": clean_text(r["instruction"])})
-                   for i, p in enumerate(products) for r in human.get(p.asin, [])]
+        records = [
+            (i, {**r, "instruction": clean_text(r["instruction"])})
+            for i, p in enumerate(products)
+            for r in human.get(p.asin, [])
+        ]
         goal_list = human_goals(products, prices, records, seed)
     return Catalog(products, prices, goal_list, name=f"webshop({Path(items_path).name}, goals={goals})")

@@ -54,8 +54,15 @@ def analyze(text: str) -> list[str]:
 class BM25Index:
     """An inverted index of precomputed BM25 weights (postings per term, as flat numpy arrays)."""
 
-    def __init__(self, documents: Sequence[str], *, k1: float = 0.9, b: float = 0.4,
-                 max_results: int = SEARCH_RETURN_N, cache_size: int = 4096) -> None:
+    def __init__(
+        self,
+        documents: Sequence[str],
+        *,
+        k1: float = 0.9,
+        b: float = 0.4,
+        max_results: int = SEARCH_RETURN_N,
+        cache_size: int = 4096,
+    ) -> None:
         self.num_docs = len(documents)
         self.max_results = max_results
         vocab: dict[str, int] = {}
@@ -68,8 +75,9 @@ class BM25Index:
         self.vocab = vocab
         doc_ids = np.repeat(np.arange(self.num_docs, dtype=np.int64), lengths)
         # Count (term, doc) pairs: sorting the combined key groups each term's postings by document.
-        keys, tf = np.unique(np.asarray(term_ids, dtype=np.int64) * max(self.num_docs, 1) + doc_ids,
-                             return_counts=True)
+        keys, tf = np.unique(
+            np.asarray(term_ids, dtype=np.int64) * max(self.num_docs, 1) + doc_ids, return_counts=True
+        )
         post_terms, post_docs = np.divmod(keys, max(self.num_docs, 1))
         df = np.bincount(post_terms, minlength=len(vocab))
         idf = np.log1p((self.num_docs - df + 0.5) / (df + 0.5))

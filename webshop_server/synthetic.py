@@ -66,9 +66,18 @@ def _make_product(rng: random.Random, asin: str, brand: str, kind: ProductType) 
     )
     low = _price(rng, *kind.price)
     pricing = (low, round(low * rng.uniform(1.1, 1.6), 2)) if options and rng.random() < 0.1 else (low,)
-    return Product(asin=asin, title=title, category=kind.department, query=kind.query,
-                   category_path=kind.path, description=description, bullet_points=bullets,
-                   pricing=pricing, options=options, attributes=tuple(attributes))
+    return Product(
+        asin=asin,
+        title=title,
+        category=kind.department,
+        query=kind.query,
+        category_path=kind.path,
+        description=description,
+        bullet_points=bullets,
+        pricing=pricing,
+        options=options,
+        attributes=tuple(attributes),
+    )
 
 
 def _instruction(rng: random.Random, product: Product) -> GoalSpec | None:

@@ -57,6 +57,9 @@ def test_eval_refuses_a_malformed_catalogue(capsys, malformed_catalog):
         (["--port", "-1"], "--port must be in 0..65535"),
         (["--num-products", "0"], "number of products must be at least 1"),
         (["--threads", "0"], "--threads must be at least 1"),
+        (["--max-sessions", "0"], "--max-sessions must be at least 1"),
+        (["--session-ttl", "0"], "--session-ttl must be a positive number"),
+        (["--session-ttl", "nan"], "--session-ttl must be a positive number"),
     ],
 )
 def test_serve_webshop_refuses_cleanly(capsys, flags, message):

@@ -11,10 +11,11 @@ import gymnasium as gym
 import pytest
 
 from tsr_envs.cli import main
-from tsr_envs.evaluation import SPLITS, EvalInputError, evaluate, parse_seeds, split_seeds
+from tsr_envs.evaluation import EvalInputError, evaluate, parse_seeds, split_seeds
 from tsr_envs.evaluation.report import load_results
 from tsr_envs.evaluation.stats import binomial_two_sided_p, mcnemar_exact, sign_test, wilson_interval
 from tsr_envs.registration import registered_ids
+from tsr_envs.splits import SPLITS
 
 EASY = "tsr/FrozenLake-Deterministic-v0"
 
@@ -187,3 +188,31 @@ def test_the_console_script_runs_an_evaluation_without_importing_torch(tmp_path)
     assert done.returncode == 0, done.stderr
     assert "oracle" in done.stdout and "success [95% CI]" in done.stdout
     assert len((tmp_path / "episodes.jsonl").read_text().splitlines()) == 6
+
+
+def test_finished_transcripts_are_kept_out_of_the_gc_only_while_the_run_lasts():
+    import gc
+
+    from tsr_envs.evaluation import runner
+
+    frozen_during = []
+    original = runner._execute
+
+    def spy(*args, **kwargs):
+        stats = original(*args, **kwargs)
+        frozen_during.append(gc.get_freeze_count())
+        return stats
+
+    runner._execute = spy
+    try:
+        results = evaluate("random", EASY, seeds=[0, 1, 2], progress=False)
+        assert frozen_during[-1] > 0 and gc.get_freeze_count() == 0  # frozen while running, released after
+        gc.freeze()  # a caller that froze its own objects keeps them frozen, and nothing more is frozen
+        before = gc.get_freeze_count()
+        again = evaluate("random", EASY, seeds=[0, 1, 2], progress=False)
+        # (frozen objects can still be freed, so the count may only shrink)
+        assert 0 < frozen_during[-1] <= before and 0 < gc.get_freeze_count() <= before
+    finally:
+        runner._execute = original
+        gc.unfreeze()
+    assert again.records == results.records and len(results.records) == 3

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import pickle
+import subprocess
+import sys
+
 import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
@@ -10,7 +15,7 @@ import tsr_envs  # noqa: F401
 from tests.conftest import require_shared_data
 from tsr_envs.sokoban import Board, BoxobanEnv, SokobanEnv, load_boxoban
 from tsr_envs.sokoban.env import STUCK_MESSAGE
-from tsr_envs.sokoban.solver import solve
+from tsr_envs.sokoban.solver import UNKNOWN, solve, solve_within
 
 
 @pytest.fixture
@@ -147,9 +152,70 @@ def test_the_solver_solves_easy_boxoban_levels_within_budget():
     for index in (2, 6, 10, 14, 16):  # levels our solver finishes in milliseconds
         level = load_boxoban(path)[index]
         board = Board(level.board.height, level.board.width, level.board.walls, level.board.targets)
-        entry = solve(board, level.player, level.boxes, time_limit=5.0)
+        entry = solve(board, level.player, level.boxes)
         _, info = env.reset(options={"level_index": index})
         assert info["optimal_length"] == entry.distance > 0
         actions = env.optimal_actions()
         _, _, terminated, _, info = env.step(" || ".join(actions))
         assert terminated and info["success"] and len(actions) == entry.distance
+
+
+# -- determinism of the Boxoban score under a solver budget
+#: Level 3 of the test file needs 2,880 solver nodes from its start; 4,320 solves the start, and this
+#: walk passes states that the budget does not solve (the lower bound stands in) as well as solved ones.
+DETERMINISM_LEVEL, DETERMINISM_BUDGET = 3, 4_320
+DETERMINISM_WALK = ("Right", "Left", "Left", "Down", "Down", "Up", "Up", "Up", "Up", "Right")
+REPLAY_SCRIPT = """
+import pickle, sys, time
+from tsr_envs.sokoban import ACTIONS, solve
+
+def clock(*args):
+    raise AssertionError("the score read a clock")
+
+env, actions, warm = pickle.loads(sys.stdin.buffer.read())
+inner = env.unwrapped
+if warm:  # another history: every state of the walk solved exactly, in reverse order, before replaying
+    board, states = inner._task.board, [(inner._player, inner._boxes)]
+    for action in actions:
+        states.append(board.move(*states[-1], ACTIONS.index(action)))
+    for state in reversed(states):
+        assert solve(board, *state).distance >= 0
+time.perf_counter = time.monotonic = time.time = time.process_time = clock
+print([inner.step(action)[4]["score"] for action in actions])
+"""
+
+
+def replay_in_fresh_process(env, actions, *, warm: bool) -> list[float]:
+    result = subprocess.run(
+        [sys.executable, "-c", REPLAY_SCRIPT],
+        input=pickle.dumps((env, list(actions), warm)),
+        capture_output=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    return ast.literal_eval(result.stdout.decode())
+
+
+def test_boxoban_score_is_the_same_after_pickling_in_a_fresh_process_whatever_its_history():
+    path = require_shared_data("boxoban", "unfiltered_test_000.txt")
+    env = SokobanEnv(level_file=path, solver_max_expansions=DETERMINISM_BUDGET, max_actions_per_turn=1)
+    _, info = env.reset(options={"level_index": DETERMINISM_LEVEL})
+    assert info["optimal_length"] == 30
+    middle = 2  # before the unsolved states
+    scores, entries, restored = [], [], None
+    for number, action in enumerate(DETERMINISM_WALK):
+        if number == middle:
+            restored = pickle.loads(pickle.dumps(env))
+        scores.append(env.step(action)[4]["score"])
+        level, state = env._task, (env._player, env._boxes)
+        entries.append(solve_within(level.board, (level.player, level.boxes), state, DETERMINISM_BUDGET))
+    assert UNKNOWN in entries and any(entry.distance > 0 for entry in entries), "the walk must test both"
+    tail = DETERMINISM_WALK[middle:]
+    assert replay_in_fresh_process(restored, tail, warm=False) == scores[middle:]
+    assert replay_in_fresh_process(restored, tail, warm=True) == scores[middle:]
+
+
+def test_solver_budget_must_be_a_positive_integer():
+    for bad in (0, -5, 2.5, True, "100"):
+        with pytest.raises(ValueError, match="solver_max_expansions"):
+            SokobanEnv(solver_max_expansions=bad)

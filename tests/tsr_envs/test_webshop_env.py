@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 import tsr_envs  # noqa: F401  (registers the ids)
+from tests.webshop_server.test_catalog import GOAL_KEYS as CATALOG_GOAL_KEYS
 from tsr_envs.utils.env_checker import HOSTILE_REPLIES, random_replies, trace_replies
 from tsr_envs.webshop import CatalogKey, WebShopEnv, get_shop, transports
 from tsr_envs.webshop.transports import acquire_private_server, release_private_server
 
-GOAL_KEYS = {"asin", "instruction_text", "attributes", "goal_options", "price_upper", "query", "category",
-             "product_category", "name"}
+#: The goal dict's keys as the env hands them out: the catalogue's, without the sampling weight.
+GOAL_KEYS = CATALOG_GOAL_KEYS - {"weight"}
 
 
 def trace(env: WebShopEnv, seed: int, replies: list[str] | None = None, count: int = 25) -> list:
@@ -271,3 +272,21 @@ def test_missing_browser_fails_at_construction(server_url, monkeypatch):
     monkeypatch.setattr(browser, "CHROMIUM", "/nonexistent/chromium")
     with pytest.raises(RuntimeError, match="needs headless Chromium: /nonexistent/chromium not found"):
         WebShopEnv(transport="browser", base_url=server_url)
+
+
+def test_each_action_runs_the_engine_once_and_a_refusal_reaches_the_feedback(monkeypatch):
+    env = WebShopEnv()
+    env.reset(seed=4)
+    calls = []
+    transition = env.engine.transition
+    monkeypatch.setattr(env.engine, "transition", lambda *args: calls.append(args) or transition(*args))
+    plan = env.optimal_actions()
+    _, _, _, _, info = env.step(plan[0])
+    assert len(calls) == 1 and info["action_is_valid"] and info["actions"] == [plan[0]]
+    record = env.record
+    _, reward, _, _, info = env.step("click[no such button]")
+    assert len(calls) == 2 and not info["action_is_valid"] and env.record is record
+    assert "is not a legal action here" in info["feedback"] and "The shop says:" in info["feedback"]
+    assert reward == env.format_penalty
+    _, _, _, _, info = env.step(plan[1])  # the refusal leaves nothing behind for the next step
+    assert "The shop says:" not in info["feedback"] and info["action_is_valid"]

@@ -188,13 +188,13 @@ def test_stats_merge_and_as_dict():
 
 
 def test_wrappers_delegate_to_the_strategies(scripted):
-    env = wrappers.BestOfN(gym.make(DETERMINISTIC, desc=LAKE), n=3, max_turns=1)
+    env = wrappers.BestOfNWrapper(gym.make(DETERMINISTIC, desc=LAKE), n=3, max_turns=1)
     batch = env.rollout(scripted(cycle(LEFT, JUMP, RIGHT2)), [0, 1])
     assert isinstance(env.strategy, BestOfN) and [t.replies for t in batch] == [[RIGHT2], [RIGHT2]]
     observation, _ = env.reset(seed=0)  # still an env
     assert "P" in observation
-    assert isinstance(wrappers.Lookahead(gym.make(DETERMINISTIC), depth=1, n=2).strategy, Lookahead)
-    assert isinstance(wrappers.Beam(gym.make(DETERMINISTIC)).strategy, Beam)
+    assert isinstance(wrappers.LookaheadWrapper(gym.make(DETERMINISTIC), depth=1, n=2).strategy, Lookahead)
+    assert isinstance(wrappers.BeamWrapper(gym.make(DETERMINISTIC)).strategy, Beam)
 
 
 def test_every_strategy_runs_every_registered_grid_env(scripted):

@@ -41,3 +41,19 @@ def test_recipe_is_checked():
         TinyModelConfig(prior="oracle")
     with pytest.raises(ValueError, match="expert_epsilon"):
         TinyModelConfig(expert_epsilon=1.5)
+
+
+def test_the_reading_template_leaves_out_only_the_system_message(tokenizer):
+    from tsr_train.tiny_model import CHAT_TEMPLATE_WITHOUT_SYSTEM
+
+    messages = [
+        {"role": "system", "content": "The rules."},
+        {"role": "user", "content": "Observation:\n_P\nG_"},
+        {"role": "assistant", "content": "<answer>Down</answer>"},
+    ]
+    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    reading = tokenizer.apply_chat_template(
+        messages, tokenize=False, chat_template=CHAT_TEMPLATE_WITHOUT_SYSTEM
+    )
+    assert "The rules." in full
+    assert reading == full[full.index("<|im_start|>user") :]

@@ -16,7 +16,7 @@ from waitress.server import create_server
 
 from webshop_server import Catalog, Engine, SessionRecord
 from webshop_server.app import create_app
-from webshop_server.sessions import SessionStore
+from webshop_server.sessions import SessionExistsError, SessionLimitError, SessionStore
 
 
 @pytest.fixture(scope="module")
@@ -184,23 +184,36 @@ def test_json_api_rejects_malformed_bodies(client):
     assert client.post("/api/s/unknown/step", json={"action": "x"}).status_code == 404
 
 
-def test_session_store_evicts_least_recently_used_and_idle_sessions():
+def test_session_store_refuses_new_sessions_at_its_cap_and_expires_idle_ones():
     now = [0.0]
     store = SessionStore(max_sessions=2, ttl_seconds=10, clock=lambda: now[0])
-    store.put("a", SessionRecord(0))
-    store.put("b", SessionRecord(1))
-    assert store.get("a") is not None  # a is now the most recently used
-    store.put("c", SessionRecord(2))
-    assert "b" not in store and "a" in store and "c" in store
-    now[0] = 11.0
+    store.add("a", SessionRecord(0))
+    now[0] = 4.0
+    store.add("b", SessionRecord(1))
+    with pytest.raises(SessionExistsError):
+        store.add("b", SessionRecord(2))
+    with pytest.raises(SessionLimitError) as full:
+        store.add("c", SessionRecord(2))
+    assert full.value.retry_after == 6  # "a", idle since t=0, expires at t=10
+    assert store.get("a") == SessionRecord(0) and store.get("b") == SessionRecord(1), "live sessions stay"
+    store.put("a", SessionRecord(3))  # updating a live session is always possible
+    assert store.delete("b") and not store.delete("b")
+    store.add("c", SessionRecord(2))
+    now[0] = 14.5  # "a" was last used at 4.0, "c" at 4.0
     assert len(store) == 0 and store.get("a") is None
 
 
-def test_app_expires_sessions_beyond_its_cap(synthetic_catalog):
+def test_app_refuses_sessions_beyond_its_cap_with_503_and_keeps_the_live_ones(synthetic_catalog):
     client = create_app(synthetic_catalog, max_sessions=3).test_client()
-    sids = [new_session(client) for _ in range(5)]
-    assert client.get(f"/s/{sids[0]}/").status_code == 404
-    assert client.get(f"/s/{sids[-1]}/").status_code == 200
+    sids = [new_session(client) for _ in range(3)]
+    refused = client.post("/api/sessions", json={})
+    assert refused.status_code == 503 and "maximum of 3" in refused.json["error"]
+    assert int(refused.headers["Retry-After"]) > 0
+    assert client.post("/new").status_code == 503
+    assert client.get("/fixed_1").status_code == 503  # the original scheme's first visit, too
+    assert all(client.get(f"/s/{sid}/").status_code == 200 for sid in sids)
+    client.delete(f"/api/s/{sids[0]}")
+    assert client.post("/api/sessions", json={}).status_code == 201
 
 
 def _free_port() -> int:

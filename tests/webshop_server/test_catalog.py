@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from webshop_server import Catalog, load_catalog
-from webshop_server.original_files import load_webshop
+from webshop_server.original_files import iter_json_array, load_webshop
 from webshop_server.reward import fuzzy_match, normalize_color
 from webshop_server.synthetic import generate_catalog
 from webshop_server.taxonomy import PRODUCT_TYPES
@@ -140,3 +140,40 @@ def test_same_seed_same_catalogue_goals_and_observations_across_hash_seeds():
         digests.add(out.stdout.strip())
     assert len(digests) == 1
     assert len(hashlib.sha256().hexdigest()) == len(digests.pop())
+
+
+@pytest.mark.parametrize("chunk_chars", [1, 7, 4096])
+def test_the_items_file_streams_to_the_same_records_as_json_load(webshop_data: Path, chunk_chars: int):
+    path = webshop_data / "items_shuffle_1000.json"
+    expected = json.loads(path.read_text(encoding="utf-8"))
+    streamed = iter_json_array(path, chunk_chars=chunk_chars if chunk_chars > 1 else 1)
+    if chunk_chars == 1:  # every value straddles chunk boundaries: check the first few only (slow path)
+        assert list(itertools.islice(streamed, 3)) == expected[:3]
+    else:
+        assert list(streamed) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ('{"asin": "B0"}', TypeError),
+        ("", TypeError),
+        ("[1, 2", json.JSONDecodeError),
+        ("[1 2]", json.JSONDecodeError),
+        ("[{]", json.JSONDecodeError),
+        ("not json", TypeError),
+    ],
+)
+def test_a_malformed_items_file_is_an_error_the_loaders_report(tmp_path: Path, text: str, error: type):
+    path = tmp_path / "items_shuffle.json"
+    path.write_text(text)
+    with pytest.raises(error):
+        list(iter_json_array(path, chunk_chars=3))
+
+
+def test_streamed_arrays_keep_numbers_and_strings_whole_across_chunks(tmp_path: Path):
+    values = [123456789, "a longer string, with ] and , inside", {"k": [1.5, None, True]}, []]
+    path = tmp_path / "items.json"
+    path.write_text(" \n[ " + " ,\n ".join(json.dumps(v) for v in values) + " ]\n")
+    for chunk_chars in (1, 2, 5, 1000):
+        assert list(iter_json_array(path, chunk_chars=chunk_chars)) == values

@@ -8,7 +8,8 @@ From Python::
     print(results.table())
 
 From the shell: ``tsr eval --agent random,oracle --env all --episodes 100 --out runs/baselines`` and
-``tsr report runs/a runs/b``.  Seeds come from fixed splits (``tsr_envs.splits``) so numbers are comparable.
+``tsr report runs/a runs/b``.  Seeds come from fixed splits so numbers are comparable; ``tsr_envs.splits``
+owns them (``SPLITS``), and ``split_seeds`` is re-exported here for convenience.
 """
 
 from tsr_envs.evaluation.agents import Agent, AgentOptions, OracleAgent, RandomAgent, make_agent
@@ -16,10 +17,9 @@ from tsr_envs.evaluation.errors import EvalInputError
 from tsr_envs.evaluation.report import EvalResults, load_results, merge
 from tsr_envs.evaluation.runner import evaluate
 from tsr_envs.evaluation.seed_lists import parse_seeds
-from tsr_envs.splits import SPLITS, split_seeds
+from tsr_envs.splits import split_seeds
 
 __all__ = [
-    "SPLITS",
     "Agent",
     "AgentOptions",
     "EvalInputError",

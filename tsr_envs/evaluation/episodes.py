@@ -73,7 +73,12 @@ class EpisodeRecorder:
         return self.messages
 
     def to_record(self) -> dict[str, Any]:
-        """The episode as a record of JSON types only, so it equals what a resumed run reads back."""
+        """The episode as a record of JSON types only, so it equals what a resumed run reads back.
+
+        Recording must cost little next to an agent that answers in microseconds: the chat messages are
+        JSON types already (``tsr_envs.chat`` builds them), and ``_plain`` keeps every list and dict of
+        plain values as it is instead of copying it.
+        """
         last = self.infos[-1] if self.infos else {}
         invalid = sum(1 for info in self.infos if not info.get("action_is_valid", True))
         record = {
@@ -90,7 +95,7 @@ class EpisodeRecorder:
             "truncated": self.truncated,
             "rewards": self.rewards,
             "reset_info": _plain(self.reset_info),
-            "infos": [{key: _plain(value) for key, value in info.items()} for info in self.infos],
+            "infos": [_plain(info) for info in self.infos],
             "messages": self.messages,
         }
         return record
@@ -138,6 +143,12 @@ def play_lockstep(
         limit = env.spec.max_episode_steps if env.spec is not None else None
         recorders.append(EpisodeRecorder(agent.name, env_id, seed, observation, info, limit))
         players.append(begin_episode(agent, env.unwrapped, seed))
+    if len(recorders) == 1:  # env-aware agents (random, oracle) play one episode at a time: no bookkeeping
+        ((recorder,), (player,), (env,)) = recorders, players, envs
+        while not recorder.done:
+            (reply,) = act((player,), (recorder.messages,))
+            recorder.add_turn(reply, *env.step(reply or ""))
+        return [recorder.to_record()]
     live = list(range(len(recorders)))
     while live:
         replies = act([players[i] for i in live], [recorders[i].history() for i in live])
@@ -178,11 +189,17 @@ _SCALARS = frozenset((str, bool, int, float, type(None)))
 
 
 def _plain(value: Any) -> Any:
-    """``value`` in JSON types: numpy scalars and arrays as numbers and lists, tuples and sets as lists."""
-    if type(value) in _SCALARS:
+    """``value`` in JSON types: numpy scalars and arrays as numbers and lists, tuples and sets as lists.
+
+    A list of plain scalars (most of what an ``info`` holds) is returned as it is, checked in one pass.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is list and all(type(item) in _SCALARS for item in value):
         return value
     if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {key if type(key) is str else str(key): _plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     if isinstance(value, set | frozenset):  # in a fixed order, whatever the hash seed

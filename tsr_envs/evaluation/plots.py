@@ -22,6 +22,7 @@ class EvalResults(Protocol):
 
     def rows(self) -> Sequence[Any]: ...
 
+
 SUCCESS_FIGURE = "success.png"
 TURNS_FIGURE = "turns.png"
 

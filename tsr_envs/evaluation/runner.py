@@ -10,13 +10,15 @@ finishes and skips, on a rerun, every (agent, env, seed) already on file.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.util
+import json
 import multiprocessing
 import os
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from types import SimpleNamespace
@@ -103,7 +105,7 @@ class Worker:
         """
         agents = {label: self.agent(label) for label in task.agents}
         batches = [task.seeds] if not all(map(needs_env, agents.values())) else [(s,) for s in task.seeds]
-        records = []
+        records: list[dict[str, Any]] = []
         for seeds in batches:
             if task.arena:
                 arenas = self.arenas(task.env_id, task.agents, len(seeds))
@@ -167,11 +169,17 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="tsr-eval-parent-watch", daemon=True).start()
 
 
-def _run_in_worker(task: Task, encode_lines: bool) -> tuple[int, list[dict], list[str] | None, dict]:
-    """Run a task in a pool process; encoding the JSON lines here spares the main process the work."""
+def _run_in_worker(task: Task, as_lines: bool) -> tuple[int, list[dict] | None, list[str] | None, dict]:
+    """Run a task in a pool process; one form of its records travels back, never both.
+
+    When they go to ``episodes.jsonl`` it is the JSON lines, encoded here (the main process decodes each
+    once, rather than unpickling the record and encoding it again); otherwise the records themselves.
+    """
     assert _WORKER is not None
     records, stats = _WORKER.run(task)
-    return os.getpid(), records, [encode(r) for r in records] if encode_lines else None, stats
+    if as_lines:
+        return os.getpid(), None, [encode(record) for record in records], stats
+    return os.getpid(), records, None, stats
 
 
 def _requires(env_id: str) -> set[str]:
@@ -294,7 +302,8 @@ def evaluate(
     labels = tuple(entries)
     tasks = _plan(labels, ids, seed_list, done, workers, batch_size, arena)
     worker = Worker(entries, per_env_kwargs, max_turns, workers)
-    stats = _execute(tasks, worker, workers, folder, done, progress)
+    with _records_out_of_gc() as settle:
+        stats = _execute(tasks, worker, workers, folder, done, progress, settle)
     wanted = [(label, env_id, seed) for label in labels for env_id in ids for seed in seed_list]
     results = EvalResults([done[key] for key in wanted], agent_stats=stats)
     if folder is not None:
@@ -363,20 +372,27 @@ def _execute(
     folder: ResultsFolder | None,
     done: dict[RecordKey, dict[str, Any]],
     progress: bool | None,
+    settle: Callable[[], None] = lambda: None,
 ) -> dict[str, dict[str, int]]:
-    """Run the tasks, storing each finished task's new records; return the agents' summed counters."""
+    """Run the tasks, storing each finished task's new records; return the agents' summed counters.
+
+    ``settle`` runs after each task's records are stored (see ``_records_out_of_gc``)."""
     total = sum(len(task.seeds) * (len(task.agents)) for task in tasks)
     show = sys.stderr.isatty() if progress is None else progress
     latest: dict[int, dict[str, dict[str, int]]] = {}
     with _progress_bar(total, show and bool(tasks)) as bar:
 
-        def collect(pid: int, records: list[dict], lines: list[str] | None, stats: dict) -> None:
+        def collect(pid: int, records: list[dict] | None, lines: list[str] | None, stats: dict) -> None:
+            # Records come as dicts (this process, or a pool without a folder) or as JSON lines.
+            if records is None:
+                records = [json.loads(line) for line in lines or ()]
             fresh = [i for i, record in enumerate(records) if record_key(record) not in done]
             if folder is not None:
                 folder.append([lines[i] if lines else encode(records[i]) for i in fresh])
             for i in fresh:
                 done[record_key(records[i])] = records[i]
             latest[pid] = stats
+            settle()
             bar.update(len(fresh))
 
         if workers == 1 or len(tasks) <= 1:
@@ -397,6 +413,25 @@ def _execute(
     return summed
 
 
+@contextlib.contextmanager
+def _records_out_of_gc() -> Iterator[Callable[[], None]]:
+    """Keep the finished transcripts out of the garbage collector's full passes while episodes run.
+
+    Every record is hundreds of small dicts and lists that live until ``evaluate`` returns, and each full
+    collection triggered by the envs' own allocations walks all of them again: measured, that was most of
+    the harness's cost over a plain loop.  The yielded function moves everything alive into the
+    permanent generation (``gc.freeze``) after each task; on exit it all goes back.  A process that froze
+    objects itself before the run is left alone.
+    """
+    if gc.get_freeze_count():
+        yield lambda: None
+        return
+    try:
+        yield gc.freeze
+    finally:
+        gc.unfreeze()
+
+
 def _progress_bar(total: int, show: bool) -> Any:
     """A tqdm bar (the ``[eval]`` extra); without tqdm, a silent stand-in."""
     try:
@@ -406,9 +441,7 @@ def _progress_bar(total: int, show: bool) -> Any:
     return tqdm(total=total, unit="episode", desc="tsr eval", disable=not show)
 
 
-def _execute_in_pool(
-    tasks: list[Task], worker: Worker, workers: int, collect: Any, encode_lines: bool
-) -> None:
+def _execute_in_pool(tasks: list[Task], worker: Worker, workers: int, collect: Any, as_lines: bool) -> None:
     # fork shares the parent's imports and agent objects without pickling; elsewhere spawn is the safe choice
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     pool = ProcessPoolExecutor(
@@ -418,7 +451,7 @@ def _execute_in_pool(
         initargs=(worker, os.getpid()),
     )
     try:
-        pending = {pool.submit(_run_in_worker, task, encode_lines) for task in tasks}
+        pending = {pool.submit(_run_in_worker, task, as_lines) for task in tasks}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:

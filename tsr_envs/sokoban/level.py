@@ -68,6 +68,8 @@ class Board:
     background: tuple[str, ...] = field(init=False, repr=False, compare=False)
     #: the solver's cache: state -> ``solver.Entry`` (exact distances; see ``tsr_envs.sokoban.solver``)
     solutions: dict[Any, Any] = field(init=False, repr=False, compare=False)
+    #: ``solver.solve_within``'s memo: (start, budget) -> (the start's plan entries, answers by state)
+    budgeted: dict[Any, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.height < 1 or self.width < 1:
@@ -90,6 +92,7 @@ class Board:
             "target_set": frozenset(self.targets),
             "background": self._background(),
             "solutions": {},
+            "budgeted": {},
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)

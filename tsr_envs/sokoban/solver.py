@@ -12,14 +12,19 @@ shortest solution, and it is far smaller than the graph of single moves.
   solution found (subpaths of shortest paths are shortest), or ``UNSOLVABLE``/``UNKNOWN``.  A later
   search that reaches a cached state finishes there (it queues the exact total as a goal), so an agent
   that strays from a known plan costs a short search, and ``plan`` just follows the cached actions.
+* Budgets count expanded nodes, never seconds, so a search gives up at the same point on every machine.
 
 Ties are broken by insertion order, so results are the same in every process.
+
+Whether a *budgeted* ``solve`` finishes depends on what the cache already holds, so two processes with
+different histories can disagree on whether a state is ``UNKNOWN``.  ``solve_within`` is the budgeted
+answer that depends on nothing but the level, the state and the budget (the env's ``score`` uses it): its
+searches may finish only at the states of the start's own plan, found from an empty cache.
 """
 
 from __future__ import annotations
 
 import heapq
-import time
 from itertools import count
 from typing import NamedTuple
 
@@ -27,7 +32,6 @@ from tsr_envs.sokoban.deadlock import is_dead, is_frozen_deadlock
 from tsr_envs.sokoban.level import UNREACHABLE, Board
 
 State = tuple[int, frozenset[int]]
-_CHECK_CLOCK_EVERY = 256
 
 
 class Entry(NamedTuple):
@@ -67,44 +71,87 @@ def lower_bound(board: Board, boxes: frozenset[int]) -> int:
     return min(best.values(), default=UNREACHABLE)
 
 
-def solve(
-    board: Board,
-    player: int,
-    boxes: frozenset[int],
-    *,
-    time_limit: float | None = None,
-    max_expansions: int | None = None,
-) -> Entry:
+def solve(board: Board, player: int, boxes: frozenset[int], *, max_expansions: int | None = None) -> Entry:
     """The cached or freshly searched ``Entry`` of a state.
 
-    ``time_limit`` (seconds) and ``max_expansions`` bound the search; when either runs out the result
-    is ``UNKNOWN``.  ``max_expansions`` makes the outcome independent of machine speed.
+    ``max_expansions`` bounds the search by expanded nodes; when it runs out the result is ``UNKNOWN``.
+    Distances are exact whatever the cache holds, but whether a bounded search finishes can depend on
+    the states solved before it; ``solve_within`` is the history-free variant.
     """
-    cache = board.solutions
-    root = (player, boxes)
+    return _entry(board, (player, boxes), max_expansions, board.solutions)
+
+
+def solve_within(board: Board, start: State, state: State, max_expansions: int | None) -> Entry:
+    """The ``Entry`` of ``state`` as a pure function of the board, ``start``, ``state`` and the budget.
+
+    The start is searched once from an empty cache; every other state is searched with only the states of
+    the start's plan as known finishing points, so no earlier episode, clone or process history changes
+    the answer (a restored env scores exactly as the original).  Exact entries found on the way also go
+    into ``board.solutions`` for ``plan``.  Answers are memoised per (start, budget) on the board.
+    """
+    memo = board.budgeted.get((start, max_expansions))
+    if memo is None:
+        scratch: dict[State, Entry] = {}
+        entry = _entry(board, start, max_expansions, scratch)
+        anchor = {known: value for known, value in scratch.items() if value.distance >= 0}
+        memo = board.budgeted[(start, max_expansions)] = (anchor, {start: entry})
+        _learn(board, scratch)
+    anchor, answers = memo
+    entry = answers.get(state)
+    if entry is None:
+        scratch = dict(anchor)
+        entry = _entry(board, state, max_expansions, scratch)
+        answers[state] = entry
+        if entry == UNSOLVABLE:
+            # Every state this exhausted search reached is unsolvable, and a search from one of them
+            # reaches a subset of these states, so it would exhaust within the budget too.
+            for known, value in scratch.items():
+                if value == UNSOLVABLE:
+                    answers.setdefault(known, UNSOLVABLE)
+        _learn(board, scratch)
+    return entry
+
+
+def _entry(board: Board, root: State, max_expansions: int | None, cache: dict[State, Entry]) -> Entry:
+    """``root``'s entry from ``cache`` or a fresh search that reads and fills ``cache``."""
     known = cache.get(root)
     if known is not None:
         return known
-    if board.solved(boxes):
+    if board.solved(root[1]):
         entry = SOLVED
-    elif is_dead(board, boxes):
+    elif is_dead(board, root[1]):
         entry = UNSOLVABLE
     else:
-        entry = _search(board, root, time_limit, max_expansions)
+        entry = _search(board, root, max_expansions, cache)
     cache[root] = entry
     return entry
 
 
+def _learn(board: Board, found: dict[State, Entry]) -> None:
+    """Copy the facts of a private search (exact entries, proved unsolvable states) into the board's cache."""
+    cache = board.solutions
+    for state, entry in found.items():
+        if entry.distance >= 0:
+            _store(cache, state, entry)
+        elif entry == UNSOLVABLE:
+            cache[state] = UNSOLVABLE
+
+
 def plan(board: Board, player: int, boxes: frozenset[int]) -> list[int] | None:
     """A shortest action list (direction indices) from a state already ``solve``d, or ``None``."""
+    return _plan(board, (player, boxes), board.solutions)
+
+
+def _plan(board: Board, state: State, cache: dict[State, Entry]) -> list[int] | None:
     actions = []
-    entry = board.solutions.get((player, boxes))
+    entry = cache.get(state)
     if entry is None or entry.distance < 0:
         return None
+    player, boxes = state
     while entry.distance > 0:
         actions.append(entry.action)
         player, boxes = board.move(player, boxes, entry.action)
-        entry = board.solutions[(player, boxes)]
+        entry = cache[(player, boxes)]
     return actions
 
 
@@ -145,9 +192,8 @@ def _walk_distances(board: Board, player: int, boxes: frozenset[int]) -> list[in
     return distance
 
 
-def _search(board: Board, root: State, time_limit: float | None, max_expansions: int | None) -> Entry:
-    cache, step, dead = board.solutions, board.step, board.dead
-    deadline = None if time_limit is None else time.perf_counter() + time_limit
+def _search(board: Board, root: State, max_expansions: int | None, cache: dict[State, Entry]) -> Entry:
+    step, dead = board.step, board.dead
     bounds: dict[frozenset[int], int] = {}
     tie = count()
     # Heap items: (f, -g, tie, is_final, state).  A final item's f is its exact total cost.
@@ -158,14 +204,12 @@ def _search(board: Board, root: State, time_limit: float | None, max_expansions:
     while heap:
         _, negative_cost, _, is_final, state = heapq.heappop(heap)
         if is_final:
-            return _record(board, root, state, parent)
+            return _record(board, root, state, parent, cache)
         cost = -negative_cost
         if cost > best_cost[state]:
             continue
         expansions += 1
         if max_expansions is not None and expansions > max_expansions:
-            return UNKNOWN
-        if deadline is not None and expansions % _CHECK_CLOCK_EVERY == 0 and time.perf_counter() > deadline:
             return UNKNOWN
         player, boxes = state
         walk_distance = _walk_distances(board, player, boxes)
@@ -202,7 +246,13 @@ def _search(board: Board, root: State, time_limit: float | None, max_expansions:
     return UNSOLVABLE
 
 
-def _record(board: Board, root: State, final: State, parent: dict[State, tuple[State, int, int]]) -> Entry:
+def _record(
+    board: Board,
+    root: State,
+    final: State,
+    parent: dict[State, tuple[State, int, int]],
+    cache: dict[State, Entry],
+) -> Entry:
     """Cache every state on the solution root -> final (-> the cached rest) and return the root's entry."""
     pushes = []
     state = final
@@ -213,8 +263,7 @@ def _record(board: Board, root: State, final: State, parent: dict[State, tuple[S
     for (player, boxes), behind, direction in reversed(pushes):
         actions.extend(walk(board, player, behind, boxes))
         actions.append(direction)
-    actions.extend(plan(board, *final) or [])
-    cache = board.solutions
+    actions.extend(_plan(board, final, cache) or [])
     player, boxes = root
     for index, action in enumerate(actions):
         _store(cache, (player, boxes), Entry(len(actions) - index, action))

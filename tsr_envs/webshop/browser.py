@@ -19,7 +19,8 @@ from typing import Any
 
 from tsr_envs.webshop.catalogs import Shop
 from tsr_envs.webshop.transports import DEFAULT_TIMEOUT, HttpTransport, StepResult, Transport
-from webshop_server.engine import SessionRecord, parse_action
+from webshop_server.engine import EngineStep, SessionRecord, parse_action
+from webshop_server.urls import record_url
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -105,7 +106,6 @@ class BrowserTransport(Transport):
         if browser is not None:
             browser.users += 1
         self.record = record
-        self._url_app = _url_app(shop)
         self._closed = False
 
     @property
@@ -113,7 +113,7 @@ class BrowserTransport(Transport):
         return self.browser.driver
 
     # -- Transport ---------------------------------------------------------------------------------------
-    def step(self, record: SessionRecord, action: str) -> StepResult:
+    def step(self, record: SessionRecord, action: str, known: EngineStep | None = None) -> StepResult:
         from selenium.webdriver.common.by import By
 
         self._show()
@@ -160,10 +160,7 @@ class BrowserTransport(Transport):
         """Navigate to this session's record unless its page is already on screen."""
         if self.browser.on_screen is self:
             return
-        with self._url_app.test_request_context():
-            from webshop_server.app import record_url
-
-            path = record_url(self.http.client.session_id, self.record)
+        path = record_url(self.http.client.session_id, self.record)
         self._load_after(lambda: self.driver.get(self.http.base_url + path))
         self.browser.on_screen = self
 
@@ -196,16 +193,3 @@ def load_after(driver: Any, timeout: float, interaction: Any) -> None:
     interaction()
     wait = WebDriverWait(driver, timeout, poll_frequency=0.01, ignored_exceptions=(WebDriverException,))
     wait.until(lambda current: current.execute_script(_NEW_PAGE_LOADED))
-
-
-_URL_APPS: dict[Any, Any] = {}
-
-
-def _url_app(shop: Shop) -> Any:
-    """A Flask app over ``shop``'s catalogue used only to build the site's URLs (never served)."""
-    app = _URL_APPS.get(shop.key)
-    if app is None:
-        from webshop_server.app import create_app
-
-        app = _URL_APPS[shop.key] = create_app(shop.catalog, seed=shop.key.seed)
-    return app

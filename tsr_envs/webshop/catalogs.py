@@ -13,7 +13,6 @@ first ``n // 6``, validation = the next ``n // 3``, train = the rest; both rules
 
 from __future__ import annotations
 
-import random
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,10 +21,10 @@ from typing import NamedTuple
 
 from webshop_server.catalog import Catalog
 from webshop_server.engine import Engine
+from webshop_server.original import OriginalSite
 from webshop_server.sources import DEFAULT_SYNTHETIC_PRODUCTS, load_catalog
 
-#: The original's shuffle seed and cut sizes (``web_agent_site/envs/web_agent_text_env.py``).
-SPLIT_SHUFFLE_SEED = 233
+#: The original's cut sizes (``web_agent_site/envs/web_agent_text_env.py``).
 TEST_GOALS, VALIDATION_GOALS = 500, 1000
 #: How many category queries ``legal_actions()`` offers on the search page.
 MAX_GENERIC_QUERIES = 8
@@ -59,8 +58,7 @@ class Shop:
     def splits(self) -> dict[str, tuple[int, ...]]:
         """Goal indices of each split (see the module docstring for the cut)."""
         count = len(self.catalog.goals)
-        order = list(range(count))
-        random.Random(SPLIT_SHUFFLE_SEED).shuffle(order)
+        order = self.original.goal_order
         if count >= 2 * (TEST_GOALS + VALIDATION_GOALS):
             test, validation = TEST_GOALS, VALIDATION_GOALS
         else:
@@ -70,6 +68,11 @@ class Shop:
             "validation": tuple(order[test : test + validation]),
             "train": tuple(order[test + validation :]),
         }
+
+    @cached_property
+    def original(self) -> OriginalSite:
+        """The original site's pages, text modes and goal numbering over this catalogue."""
+        return OriginalSite(self.engine)
 
     @cached_property
     def generic_queries(self) -> tuple[str, ...]:

@@ -9,6 +9,13 @@ actions: in-process (default), against the site's JSON API, or in a real headles
 page it offers ``search[<category>]`` for the catalogue's product categories (sorted, at most eight, the same
 for every goal, so nothing about the goal leaks); any other query is just as legal.  On other pages it is
 ``click[x]`` for every clickable in page order; once bought, nothing.
+
+``observation_mode`` chooses what the agent reads.  ``"tsr"`` (the default) is this suite's text view: the
+page with its clickables in brackets.  ``"html"``, ``"text"``, ``"text_rich"`` and ``"url"`` are the
+original ``WebAgentTextEnv``'s modes, with its strings (``[SEP]``-joined page text, ``[button] … [button_]``
+markup, "You have clicked …"), and ``info["available_actions"]`` then lists the clickables in the
+original's order (buttons, product links, then option values; ``"search"`` on the search page).  Models
+trained or evaluated against the original read the same observations here.
 """
 
 from __future__ import annotations
@@ -16,14 +23,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tsr_envs.core import TextEnv, Transition
+from tsr_envs.core import ActionOutcome, TextEnv, Transition
 from tsr_envs.splits import SPLIT_NAMES
 from tsr_envs.webshop.catalogs import CatalogKey, Shop, get_shop
 from tsr_envs.webshop.transports import DEFAULT_TIMEOUT, HttpTransport, InProcessTransport, Transport
 from webshop_server.engine import Engine, SessionRecord, normalize_query, parse_action
+from webshop_server.original import OBSERVATION_MODES as ORIGINAL_MODES
 from webshop_server.text import clean_text
 
 TRANSPORTS = ("inprocess", "http", "browser")
+OBSERVATION_MODES = ("tsr", *ORIGINAL_MODES)
+#: Room for a whole product page in ``html`` mode (the text modes fit the default limit).
+HTML_OBSERVATION_MAX_LENGTH = 1 << 20
 
 INSTRUCTIONS = (
     "You are shopping on WebShop for the product described by the instruction at the top of each page. "
@@ -32,7 +43,7 @@ INSTRUCTIONS = (
     "click[red] to choose an option, click[next >] or click[back to search] to move around. "
     "click[buy now] buys the open product with the selected options and ends the episode; the reward "
     "(0 to 1) measures how well it matches the instruction: type, attributes, options and price. "
-    "{answer_rule}, for example "
+    "{page_note}{answer_rule}, for example "
     "<think>I should look for the product first.</think><answer>search[red running shoes]</answer>"
 )
 
@@ -47,7 +58,10 @@ class WebShopEnv(TextEnv):
       ``reset(options={"goal_index": i})`` picks goal ``i`` of the catalogue exactly, whatever the split;
     * ``transport``: ``"inprocess"``, ``"http"`` or ``"browser"``; the remote ones use the server at
       ``base_url`` or, when it is ``None``, a private one started in this process; ``timeout`` bounds every
-      request and page load.
+      request and page load;
+    * ``observation_mode``: ``"tsr"`` (default) or one of the original's ``"html"``, ``"text"``,
+      ``"text_rich"``, ``"url"`` (see the module docstring); ``reset(options={"original_goal_index": n})``
+      picks the original's goal ``n`` (its goal list is our catalogue's, shuffled once with seed 233).
 
     ``score`` is the reward the agent would get by buying the open product now with its selected options
     (0 with no product open); ``success`` means a purchase with reward 1.
@@ -68,9 +82,15 @@ class WebShopEnv(TextEnv):
         transport: str = "inprocess",
         base_url: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        observation_mode: str = "tsr",
         **kwargs: Any,
     ) -> None:
+        if observation_mode not in OBSERVATION_MODES:
+            raise ValueError(f"observation_mode must be one of {OBSERVATION_MODES}, got {observation_mode!r}")
+        if observation_mode == "html":
+            kwargs.setdefault("observation_max_length", HTML_OBSERVATION_MAX_LENGTH)
         super().__init__(**kwargs)
+        self.observation_mode = observation_mode
         if split not in SPLIT_NAMES:
             raise ValueError(f"split must be one of {SPLIT_NAMES}, got {split!r}")
         if transport not in TRANSPORTS:
@@ -81,7 +101,8 @@ class WebShopEnv(TextEnv):
         self._shop: Shop = get_shop(self._catalog_key)
         self._record: SessionRecord = self._shop.engine.new_record(0)
         self._observation: str | None = None
-        self._rejection: str | None = None
+        # The original-mode view of one record: (record, observation, available actions).
+        self._original_view: tuple[SessionRecord, str, dict[str, Any]] | None = None
         self._transport: Transport = self._make_transport()
 
     def _make_transport(self) -> Transport:
@@ -111,7 +132,12 @@ class WebShopEnv(TextEnv):
     # -- instance
     def _new_task(self, options: dict[str, Any]) -> None:
         count = len(self._shop.catalog.goals)
-        if "goal_index" in options:
+        if "original_goal_index" in options:
+            number = options["original_goal_index"]
+            if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < count:
+                raise ValueError(f"original_goal_index must be an integer in 0..{count - 1}, got {number!r}")
+            index = self._shop.original.goal_index(number)
+        elif "goal_index" in options:
             index = options["goal_index"]
             if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
                 raise ValueError(f"goal_index must be an integer in 0..{count - 1}, got {index!r}")
@@ -131,34 +157,48 @@ class WebShopEnv(TextEnv):
         self._observation = self._transport.restore(self._record)
 
     # -- dynamics
-    def step(self, action: str):
-        self._rejection = None
-        return super().step(action)
-
     def legal_actions(self) -> list[str]:
-        available = self.engine.available_actions(self._record)
+        available = self._available_actions()
         if available["has_search_bar"]:
             return [f"search[{query}]" for query in self._shop.generic_queries]
         return [f"click[{clickable}]" for clickable in available["clickables"]]
 
-    def _canonical_action(self, text: str) -> str | None:
-        """Validate ``text`` with the engine and spell it canonically (lower-cased, single-spaced)."""
-        error = self.engine.transition(self._record, text).error
-        if error is not None:
-            self._rejection = error
-            return None
+    def _act(self, text: str) -> ActionOutcome:
+        """Run ``text`` through the engine once: a rejection comes back with the shop's reason, a valid
+        action is spelled canonically (lower-cased, single-spaced) and executed by the transport, which
+        reuses the engine's answer instead of computing it again."""
+        result = self.engine.transition(self._record, text)
+        if result.error is not None:
+            hint = " Any search[<your query>] is allowed here." if self._record.page == "search" else ""
+            return ActionOutcome(None, None, f"The shop says: {result.error}{hint}")
         verb, argument = parse_action(text)  # type: ignore[misc]  # valid, hence parseable
         if verb == "search":
-            return f"search[{normalize_query(argument)}]"
-        return f"click[{clean_text(argument).lower()}]"
-
-    def _apply(self, action: str) -> Transition:
-        result = self._transport.step(self._record, action)
-        self._record, self._observation = result.record, result.observation
-        return Transition(result.reward, result.done)
+            canonical = f"search[{normalize_query(argument)}]"
+        else:
+            canonical = f"click[{clean_text(argument).lower()}]"
+        step = self._transport.step(self._record, canonical, result)
+        self._record, self._observation = step.record, step.observation
+        return ActionOutcome(canonical, Transition(step.reward, step.done))
 
     # -- views
+    def _original(self) -> tuple[str, dict[str, Any]]:
+        """The original-mode observation and available actions of the current record (rendered once)."""
+        view = self._original_view
+        if view is None or view[0] is not self._record:
+            session = str(self._shop.original.original_index(self._record.goal_index))
+            observation, actions = self._shop.original.observe(session, self._record, self.observation_mode)
+            view = self._original_view = (self._record, observation, actions)
+        return view[1], view[2]
+
+    def _available_actions(self) -> dict[str, Any]:
+        if self.observation_mode == "tsr":
+            return self.engine.available_actions(self._record)
+        available = self._original()[1]
+        return {**available, "clickables": [c for c in available["clickables"] if c != "search"]}
+
     def _render(self) -> str:
+        if self.observation_mode != "tsr":
+            return self._original()[0]
         if self._observation is None:
             self._observation = self.engine.render_text(self._record)
         return self._observation
@@ -170,23 +210,37 @@ class WebShopEnv(TextEnv):
         return self._record.done and self._record.reward >= 1.0
 
     def _status(self) -> str:
-        if self._rejection is not None:
-            hint = " Any search[<your query>] is allowed here." if self._record.page == "search" else ""
-            return f"The shop says: {self._rejection}{hint}"
         if self._record.done:
             return f"You bought a product; reward {self._record.reward:.4f}."
         return ""
 
     def _extra_info(self) -> dict[str, Any]:
-        return {"available_actions": self.engine.available_actions(self._record)}
+        if self.observation_mode == "tsr":
+            return {"available_actions": self.engine.available_actions(self._record)}
+        available = self._original()[1]  # cached: hand out a copy the caller may keep or change
+        return {"available_actions": {**available, "clickables": list(available["clickables"])}}
 
     def _reset_info(self) -> dict[str, Any]:
-        return {"goal": dict(self.engine.goal(self._record)), "goal_index": self._record.goal_index}
+        info = {"goal": dict(self.engine.goal(self._record)), "goal_index": self._record.goal_index}
+        if self.observation_mode != "tsr":
+            info["original_goal_index"] = self._shop.original.original_index(self._record.goal_index)
+        return info
 
     def instructions(self) -> str:
-        rule = ("Answer with one action per turn" if self.max_actions_per_turn == 1 else
-                f"Answer with at most {self.max_actions_per_turn} actions per turn, separated by ||")
-        return INSTRUCTIONS.format(answer_rule=rule)
+        rule = (
+            "Answer with one action per turn"
+            if self.max_actions_per_turn == 1
+            else f"Answer with at most {self.max_actions_per_turn} actions per turn, separated by ||"
+        )
+        note = (
+            ""
+            if self.observation_mode == "tsr"
+            else (
+                "The page is shown as the original WebShop shows it; every button, product link and option "
+                "on it can be clicked by its text. "
+            )
+        )
+        return INSTRUCTIONS.format(answer_rule=rule, page_note=note)
 
     def optimal_actions(self) -> list[str] | None:
         """The engine's oracle plan: search the goal's query, open the goal product, pick its options, buy."""
@@ -201,12 +255,13 @@ class WebShopEnv(TextEnv):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for name in ("_shop", "_transport", "_observation"):
+        for name in ("_shop", "_transport", "_observation", "_original_view"):
             state.pop(name)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._original_view = None
         self._shop = get_shop(self._catalog_key)
         self._transport = self._make_transport()
         self._set_dynamic((self._record,))

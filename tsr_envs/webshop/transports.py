@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from tsr_envs.webshop.catalogs import CatalogKey, Shop
-from webshop_server.engine import SessionRecord
+from webshop_server.engine import EngineStep, SessionRecord
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -43,8 +43,12 @@ class Transport(ABC):
     """One session of the shop, driven by canonical actions (already validated by the env)."""
 
     @abstractmethod
-    def step(self, record: SessionRecord, action: str) -> StepResult:
-        """Execute ``action`` on the session, whose current state is ``record``."""
+    def step(self, record: SessionRecord, action: str, known: EngineStep | None = None) -> StepResult:
+        """Execute ``action`` on the session, whose current state is ``record``.
+
+        ``known`` is the local engine's transition for it, already computed when the env validated the
+        action: the in-process transport returns it as it is; remote ones execute the action remotely.
+        """
 
     @abstractmethod
     def restore(self, record: SessionRecord) -> str | None:
@@ -65,8 +69,8 @@ class InProcessTransport(Transport):
     def __init__(self, shop: Shop) -> None:
         self.engine = shop.engine
 
-    def step(self, record: SessionRecord, action: str) -> StepResult:
-        result = self.engine.transition(record, action)
+    def step(self, record: SessionRecord, action: str, known: EngineStep | None = None) -> StepResult:
+        result = known if known is not None else self.engine.transition(record, action)
         return StepResult(result.record, result.reward, result.done, None)
 
     def restore(self, record: SessionRecord) -> str | None:
@@ -157,8 +161,10 @@ class ShopClient:
             self._connection.close()
             raise ConnectionError(f"WebShop server at {self.base_url} is not reachable ({exc})") from exc
         if response.status >= 400:
-            raise ConnectionError(f"WebShop server at {self.base_url} answered {method} {path} with "
-                                  f"{response.status}: {data[:300].decode(errors='replace')}")
+            raise ConnectionError(
+                f"WebShop server at {self.base_url} answered {method} {path} with "
+                f"{response.status}: {data[:300].decode(errors='replace')}"
+            )
         return json.loads(data) if data else None
 
     def open_session(self, record: SessionRecord) -> dict[str, Any]:
@@ -189,8 +195,9 @@ class HttpTransport(Transport):
     goal counts), so a wrong URL fails at once with a clear error instead of at the first step.
     """
 
-    def __init__(self, shop: Shop, base_url: str | None, record: SessionRecord,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, shop: Shop, base_url: str | None, record: SessionRecord, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         self.shop = shop
         self.private = base_url is None
         self.base_url = acquire_private_server(shop) if self.private else base_url
@@ -207,13 +214,19 @@ class HttpTransport(Transport):
         info = self.client.request("GET", "/api/info")
         catalog = self.shop.catalog
         if (info["products"], info["goals"]) != (len(catalog), len(catalog.goals)):
-            raise ValueError(f"the server at {self.base_url} serves {info['catalog']} ({info['products']} "
-                             f"products, {info['goals']} goals) but the env loaded {catalog!r}")
+            raise ValueError(
+                f"the server at {self.base_url} serves {info['catalog']} ({info['products']} "
+                f"products, {info['goals']} goals) but the env loaded {catalog!r}"
+            )
 
-    def step(self, record: SessionRecord, action: str) -> StepResult:
+    def step(self, record: SessionRecord, action: str, known: EngineStep | None = None) -> StepResult:
         answer = self.client.request("POST", f"/api/s/{self.client.session_id}/step", {"action": action})
-        return StepResult(SessionRecord.from_dict(answer["record"]), float(answer["reward"]),
-                          bool(answer["done"]), answer["observation"])
+        return StepResult(
+            SessionRecord.from_dict(answer["record"]),
+            float(answer["reward"]),
+            bool(answer["done"]),
+            answer["observation"],
+        )
 
     def restore(self, record: SessionRecord) -> str | None:
         return self.client.put_record(record)["observation"]
