@@ -49,6 +49,12 @@ def evaluate_policy(
 ) -> HeldOutResult:
     """Success, final score and invalid-reply rate of ``model`` with plain sampling on ``split`` seeds.
 
+    It plays the episodes through the naive rollout strategy, the code that builds training rollouts,
+    rather than through ``tsr eval``'s harness: the strategy advances ``batch_size`` episodes with one
+    batched ``generate`` call per turn, while the harness asks its agent for one reply at a time (50
+    episodes would cost 50 times as many ``generate`` calls).  Both use ``HFPolicy`` on the same chat
+    format, token for token, so ``tsr eval --agent hf:PATH`` plays the same policy.
+
     ``seed`` fixes the sampling stream, so two calls on the same weights give the same numbers.  The
     model is put in eval mode and back in the mode it was in.
     """
