@@ -60,20 +60,25 @@ def main() -> None:
         action="store_true",
         help="keep the env's rules in the prompt (by default they are left out, as in READING_RECIPE)",
     )
+    parser.add_argument(
+        "--soft-labels",
+        action="store_true",
+        help="train on the noisy expert's distribution over moves, not on the moves it sampled",
+    )
     parser.add_argument("--architecture", choices=["qwen2", "gpt2"], default="qwen2")
     parser.add_argument("--envs", nargs="+", default=["tsr/FrozenLake-v0", "tsr/Sokoban-v0"])
     parser.add_argument("--out", default="benchmarks/results/imitation_capacity")
     args = parser.parse_args()
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from tsr_train.heldout import evaluate_policy
+    from tsr_train.policy import load_causal_lm
     from tsr_train.tiny_model import MANIFEST, build_tiny_model
 
     name = (
         f"{args.architecture}-eps{args.epsilon}-steps{args.steps}-h{args.hidden_size}-l{args.layers}"
         f"-b{args.batch_size}-lr{args.lr:g}-n{args.episodes_per_env}"
         + ("-sys" if args.with_system_message else "")
+        + ("-soft" if args.soft_labels else "")
     )
     model_dir = Path(args.out) / "models" / name
     started = time.perf_counter()
@@ -90,13 +95,13 @@ def main() -> None:
             num_hidden_layers=args.layers,
             architecture=args.architecture,
             system_message=args.with_system_message,
+            soft_labels=args.soft_labels,
             env_ids=tuple(args.envs),
             max_turns=args.max_turns,
             log=lambda line: print(line, flush=True),
         )
     build_s = time.perf_counter() - started
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model, tokenizer = load_causal_lm(model_dir)
     rows = []
     for env_id in args.envs:
         row = {"env": env_id, "expert": expert_success(env_id, args.epsilon, args.episodes, args.max_turns)}

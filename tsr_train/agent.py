@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 from tsr_train.policy import HFPolicy, ModelLoadError, load_causal_lm
 from tsr_train.trajectory import ChatTokens
@@ -24,7 +25,11 @@ _MEMORY = 20_000
 
 
 class PolicyAgent:
-    """Greedy decoding by default (``temperature=0``); sampling from a seeded stream otherwise."""
+    """Greedy decoding by default (``temperature=0``); sampling from a seeded stream otherwise.
+
+    ``PolicyAgent(path)`` loads a model folder (what ``hf:PATH`` does); ``PolicyAgent.from_model`` wraps
+    a model already in memory, which is how training's held-out checks play through the same harness.
+    """
 
     def __init__(
         self,
@@ -41,16 +46,39 @@ class PolicyAgent:
 
         from tsr_envs.evaluation.errors import EvalInputError
 
-        self.name = name or f"hf:{path}"
-        self.batch_size = batch_size
         try:
             device = device or ("cuda" if torch.cuda.is_available() else "cpu")
             model, tokenizer = load_causal_lm(path, device=device)
-            self.chat = ChatTokens(tokenizer)
+            self._setup(model.eval(), tokenizer, temperature, max_new_tokens, batch_size, seed)
         except (ModelLoadError, ValueError) as error:
             raise EvalInputError(f"hf agent: {error}") from None
+        self.name = name or f"hf:{path}"
+
+    @classmethod
+    def from_model(
+        cls,
+        model: Any,
+        tokenizer: Any,
+        *,
+        temperature: float = 0.0,
+        max_new_tokens: int = 256,
+        batch_size: int = 16,
+        seed: int = 0,
+        name: str = "policy",
+    ) -> PolicyAgent:
+        """An agent on ``model`` as it is (its mode and device are the caller's)."""
+        agent = cls.__new__(cls)
+        agent._setup(model, tokenizer, temperature, max_new_tokens, batch_size, seed)
+        agent.name = name
+        return agent
+
+    def _setup(
+        self, model: Any, tokenizer: Any, temperature: float, max_new_tokens: int, batch_size: int, seed: int
+    ) -> None:
+        self.batch_size = batch_size
+        self.chat = ChatTokens(tokenizer)
         self.policy = HFPolicy(
-            model.eval(), tokenizer, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed
+            model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed
         )
         self._contexts: OrderedDict[tuple[str, ...], list[int]] = OrderedDict()
         self._replies: OrderedDict[tuple[str, ...], list[int]] = OrderedDict()

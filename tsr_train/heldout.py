@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tsr_envs.splits import split_env_kwargs, split_seeds
-
 if TYPE_CHECKING:
     from tsr_train.config import TrainConfig
 
@@ -49,40 +47,48 @@ def evaluate_policy(
 ) -> HeldOutResult:
     """Success, final score and invalid-reply rate of ``model`` with plain sampling on ``split`` seeds.
 
-    It plays the episodes through the naive rollout strategy, the code that builds training rollouts,
-    rather than through ``tsr eval``'s harness: the strategy advances ``batch_size`` episodes with one
-    batched ``generate`` call per turn, while the harness asks its agent for one reply at a time (50
-    episodes would cost 50 times as many ``generate`` calls).  Both use ``HFPolicy`` on the same chat
-    format, token for token, so ``tsr eval --agent hf:PATH`` plays the same policy.
+    It plays through ``tsr eval``'s harness (``tsr_envs.evaluation.evaluate``) with the model wrapped as
+    the ``hf:`` agent, ``batch_size`` episodes in lockstep with one batched ``generate`` per turn, so a
+    held-out check and ``tsr eval --agent hf:PATH --temperature T`` measure the same thing the same way.
 
     ``seed`` fixes the sampling stream, so two calls on the same weights give the same numbers.  The
     model is put in eval mode and back in the mode it was in.
     """
-    from tsr_train.policy import HFPolicy
-    from tsr_train.strategies import make_strategy
+    from tsr_envs.evaluation import evaluate
+    from tsr_train.agent import PolicyAgent
 
     was_training = getattr(model, "training", False)
     model.eval()
-    policy = HFPolicy(model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
-    seeds = split_seeds(split, episodes)
-    kwargs = split_env_kwargs(env_id, split, env_kwargs)
-    trajectories = []
+    agent = PolicyAgent.from_model(
+        model,
+        tokenizer,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        seed=seed,
+    )
     try:
-        for start in range(0, len(seeds), batch_size):
-            batch = make_strategy("naive").rollout(
-                policy, env_id, seeds[start : start + batch_size], max_turns=max_turns, env_kwargs=kwargs
-            )
-            trajectories += batch.trajectories
+        results = evaluate(
+            agent,
+            env_id,
+            episodes=episodes,
+            split=split,
+            max_turns=max_turns,
+            env_kwargs=env_kwargs,
+            batch_size=batch_size,
+            progress=False,
+            plot=False,
+        )
     finally:
         if was_training:
             model.train()
-    turns = sum(t.num_turns for t in trajectories)
+    (row,) = results.rows()
     return HeldOutResult(
         split=split,
-        episodes=len(trajectories),
-        success=sum(t.success for t in trajectories) / len(trajectories),
-        score=sum(t.final_score for t in trajectories) / len(trajectories),
-        invalid_rate=sum(t.invalid_turns for t in trajectories) / max(turns, 1),
+        episodes=row.episodes,
+        success=row.success_rate,
+        score=row.mean_final_score,
+        invalid_rate=row.invalid_rate,
     )
 
 

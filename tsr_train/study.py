@@ -114,13 +114,11 @@ def rollout_success(run_dir: Path, up_to_step: int) -> float | None:
 
 def evaluate_final(model_dir: Path, config: StudyConfig, env_id: str) -> dict[str, float]:
     """The policy alone on ``eval_episodes`` test-split instances (plain sampling, sampling seed 0)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from tsr_train.heldout import evaluate_policy
+    from tsr_train.policy import load_causal_lm
 
     rollout = RolloutConfig(env_id=env_id, **config.rollout_overrides)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model, tokenizer = load_causal_lm(model_dir)
     result = evaluate_policy(
         model,
         tokenizer,

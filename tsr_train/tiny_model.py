@@ -109,6 +109,9 @@ class TinyModelConfig:
     #: noisy expert only: at most this many of the oracle's actions per reply on deterministic games (the
     #: slippery FrozenLake oracle replans after every move, so it gives one)
     expert_actions: int = 2
+    #: noisy expert only: train each action token on the noisy expert's whole distribution (its soft
+    #: label) instead of on the one move it happened to play; see ``expert_distribution``
+    soft_labels: bool = False
     warmup_steps: int = 60
     batch_size: int = 8
     learning_rate: float = 5e-3
@@ -150,7 +153,7 @@ def _available(env_ids: Sequence[str]) -> tuple[str, ...]:
 def _random_reply(rng: np.random.Generator, legal: list[str], max_actions: int) -> str:
     count = int(rng.integers(1, min(3, max_actions) + 1))
     actions = [legal[int(i)] for i in rng.integers(0, len(legal), size=count)]
-    return "<answer>" + " || ".join(actions) + "</answer>"
+    return _reply_text(actions)
 
 
 def expert_reply(rng: np.random.Generator, env: gym.Env, config: TinyModelConfig) -> str:
@@ -162,16 +165,52 @@ def expert_reply(rng: np.random.Generator, env: gym.Env, config: TinyModelConfig
         actions = plan[:count]
     else:
         actions = [legal[int(i)] for i in rng.integers(0, len(legal), size=len(plan[:count]) if plan else 1)]
+    return _reply_text(actions)
+
+
+def expert_distribution(
+    env: gym.Env, config: TinyModelConfig, played: Sequence[str]
+) -> list[dict[str, float]]:
+    """The noisy expert's probability of each legal action at each slot of a reply, given the slots before.
+
+    The expert plays the oracle's plan (``n`` actions) with probability ``1 - epsilon`` and ``n``
+    uniformly random legal ones otherwise, so slot ``i`` given the played prefix weighs action ``a`` by
+    ``(1 - epsilon) [prefix + a = plan[:i+1]] + epsilon / L**(i+1)`` (``L`` legal actions), normalised.
+
+    Why soft labels: the sampled noisy moves have the same optimum, but at epsilon 0.75 their label
+    noise drowned the signal about the board (3,000 warm-up steps left the model at 0.16 greedy, barely
+    above its 0.145 sampled); the soft label carries the exact expected gradient without that noise.
+    """
+    legal = env.legal_actions()
+    plan = (env.optimal_actions() or [])[: min(config.expert_actions, env.max_actions_per_turn)]
+    epsilon = config.expert_epsilon
+    slots = []
+    for i in range(len(played)):
+        on_plan = bool(plan) and i < len(plan) and list(played[:i]) == plan[:i]
+        weights = {action: epsilon / len(legal) ** (i + 1) for action in legal}
+        if on_plan:
+            weights[plan[i]] += 1.0 - epsilon
+        total = sum(weights.values())
+        slots.append({action: weight / total for action, weight in weights.items()})
+    return slots
+
+
+def _reply_text(actions: Sequence[str]) -> str:
     return "<answer>" + " || ".join(actions) + "</answer>"
 
 
 @dataclass
 class _Episode:
-    """One random-legal-action conversation: the messages and the replies, turn by turn."""
+    """One warm-up conversation: the messages and the replies, turn by turn.
+
+    With soft labels, ``targets[turn]`` holds the reply's played actions and the expert's distribution
+    over each of them (``expert_distribution``); otherwise it is empty and each reply is its own label.
+    """
 
     context: list[dict[str, str]]
     replies: list[str]
     followups: list[dict[str, str]]
+    targets: list[tuple[list[str], list[dict[str, float]]]]
 
 
 def _episodes(
@@ -185,10 +224,13 @@ def _episodes(
             max_turns = int(rng.integers(1, config.max_turns + 1))
             observation, info = env.reset(seed=first_train_seed + int(rng.integers(2**31)))
             context = initial_messages(observation, info, max_turns)
-            replies, followups = [], []
+            replies, followups, targets = [], [], []
             for turn in range(1, max_turns + 1):
                 if config.prior == "noisy-expert":
                     reply = expert_reply(rng, env, config)
+                    if config.soft_labels:
+                        played = reply.removeprefix("<answer>").removesuffix("</answer>").split(" || ")
+                        targets.append((played, expert_distribution(env, config, played)))
                 else:
                     reply = _random_reply(rng, env.legal_actions(), env.max_actions_per_turn)
                 observation, _, terminated, truncated, info = env.step(reply)
@@ -196,7 +238,7 @@ def _episodes(
                 if terminated or truncated or turn == max_turns:
                     break
                 followups.append(observation_message(observation, info, max_turns - turn))
-            yield _Episode(context, replies, followups)
+            yield _Episode(context, replies, followups, targets)
 
 
 def _corpus(episodes: Sequence[_Episode], env_ids: Sequence[str]) -> list[str]:
@@ -250,23 +292,93 @@ def _train_tokenizer(
     )
 
 
-def _sft_examples(episodes: Sequence[_Episode], chat: ChatTokens) -> list[tuple[list[int], list[int]]]:
-    """(input ids, labels) built exactly as rollouts build trajectories; labels only on reply tokens."""
+#: A soft label: (position in the input ids, candidate token ids, their probabilities).
+SoftLabel = tuple[int, list[int], list[float]]
+
+
+def _soft_labels(
+    chat: ChatTokens, played: list[str], slots: list[dict[str, float]], reply_ids: list[int], start: int
+) -> list[SoftLabel]:
+    """Where each action of a reply sits among its tokens, and the token of every alternative action there.
+
+    Each alternative is found by swapping it into the reply and encoding again; an action that does not
+    come out as exactly one differing token cannot be given a one-token soft label, which is an error.
+    """
+    labels = []
+    for slot, distribution in enumerate(slots):
+        position, candidates, probabilities = None, [], []
+        for action, probability in distribution.items():
+            swapped = chat.encode(_reply_text([*played[:slot], action, *played[slot + 1 :]]))
+            if len(swapped) != len(reply_ids) - 1:  # the reply's ids end with eos
+                raise ValueError(f"action {action!r} is not one token in {_reply_text(played)!r}")
+            differ = [j for j, (a, b) in enumerate(zip(swapped, reply_ids[:-1], strict=True)) if a != b]
+            if len(differ) > 1:
+                raise ValueError(f"action {action!r} is not one token in {_reply_text(played)!r}")
+            if differ:
+                position = differ[0]
+            candidates.append(swapped[differ[0]] if differ else None)
+            probabilities.append(probability)
+        if position is None:  # a single legal action: nothing to swap, the label is certain
+            continue
+        played_token = reply_ids[position]
+        labels.append(
+            (start + position, [played_token if c is None else c for c in candidates], probabilities)
+        )
+    return labels
+
+
+def _sft_examples(
+    episodes: Sequence[_Episode], chat: ChatTokens
+) -> list[tuple[list[int], list[int], list[SoftLabel]]]:
+    """(input ids, labels, soft labels) built exactly as rollouts build trajectories.
+
+    Labels are only on reply tokens; with soft labels an action token's hard label is replaced by the
+    expert's distribution over the legal actions (``expert_distribution``).
+    """
     eos = chat.tokenizer.eos_token_id
     examples = []
     for episode in episodes:
         ids = chat.prompt_ids(episode.context)
         labels = [-100] * len(ids)
+        soft: list[SoftLabel] = []
         for turn, reply in enumerate(episode.replies):
             reply_ids = [*chat.encode(reply), eos]
+            reply_labels = list(reply_ids)
+            if episode.targets:
+                played, slots = episode.targets[turn]
+                for label in _soft_labels(chat, played, slots, reply_ids, len(ids)):
+                    reply_labels[label[0] - len(ids)] = -100
+                    soft.append(label)
             ids += reply_ids
-            labels += reply_ids
+            labels += reply_labels
             if turn < len(episode.followups):
                 delta = chat.turn_delta_ids(episode.context, reply_ids, episode.followups[turn])
                 ids += delta
                 labels += [-100] * len(delta)
-        examples.append((ids, labels))
+        examples.append((ids, labels, soft))
     return examples
+
+
+def _batch_loss(model: Any, input_ids: Any, attention_mask: Any, labels: Any, soft: list) -> Any:
+    """Mean cross-entropy over labelled tokens, a soft label counting as one token.
+
+    Without soft labels this is the model's own loss (the default recipe's weights stay as they were).
+    """
+    if not soft:
+        return model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits.float()
+    hard = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), reduction="sum"
+    )
+    width = max(len(candidates) for _, _, candidates, _ in soft)
+    rows = torch.tensor([row for row, _, _, _ in soft])
+    positions = torch.tensor([position - 1 for _, position, _, _ in soft])  # the logits that predict it
+    candidates = torch.tensor([c + [c[0]] * (width - len(c)) for _, _, c, _ in soft])
+    probabilities = torch.tensor([p + [0.0] * (width - len(p)) for _, _, _, p in soft])
+    log_probs = torch.log_softmax(logits[rows, positions], dim=-1).gather(1, candidates)
+    soft_sum = -(probabilities * log_probs).sum()
+    count = (labels[:, 1:] != -100).sum() + len(soft)
+    return (hard + soft_sum) / count
 
 
 def _warm_up(model: Any, examples: list, config: TinyModelConfig, pad_id: int, log: Callable | None) -> float:
@@ -292,11 +404,12 @@ def _warm_up(model: Any, examples: list, config: TinyModelConfig, pad_id: int, l
     for step in range(config.warmup_steps):
         start = int(torch.randint(windows, (1,), generator=generator))
         batch = examples[start : start + config.batch_size]
-        width = max(len(ids) for ids, _ in batch)
-        input_ids = torch.tensor([ids + [pad_id] * (width - len(ids)) for ids, _ in batch])
-        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch])
-        attention_mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch])
-        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        width = max(len(ids) for ids, _, _ in batch)
+        input_ids = torch.tensor([ids + [pad_id] * (width - len(ids)) for ids, _, _ in batch])
+        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab, _ in batch])
+        attention_mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _, _ in batch])
+        soft = [(row, *label) for row, (_, _, labels_of_row) in enumerate(batch) for label in labels_of_row]
+        loss = _batch_loss(model, input_ids, attention_mask, labels, soft)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

@@ -11,6 +11,7 @@ query term. Ties are broken by catalogue order, so results are the same in every
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -51,6 +52,45 @@ def analyze(text: str) -> list[str]:
     return [_term(t) for t in _TOKEN.findall(text.lower()) if t not in STOP_WORDS]
 
 
+#: Documents tokenised per ``findall`` call when building an index (bounds the memory of one pass).
+_INDEX_CHUNK = 20_000
+#: Every byte but ``[a-z0-9]`` to a space, so ``bytes.split`` gives ``_TOKEN``'s tokens of a lower-cased,
+#: UTF-8 encoded text (non-ASCII characters are only in bytes >= 0x80, so they delimit there too).
+_DELIMITERS = bytes(c if chr(c) in "abcdefghijklmnopqrstuvwxyz0123456789" else 32 for c in range(256))
+
+
+def _index_terms(documents: Sequence[str]) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Every document's term ids in order (concatenated), each document's term count, and the vocabulary.
+
+    The same terms as ``analyze`` per document, computed in bulk: each document is tokenised by C
+    string methods (lower, encode, translate, split) instead of a regular expression, each *distinct*
+    token is analysed once per chunk, and the tokens are mapped to term ids in C (``np.fromiter`` over a
+    dict lookup).  Per-token Python and regular expressions were most of a large catalogue's start-up.
+    Term ids are given in order of first appearance, so the index is the same in every process.
+    """
+    vocab: dict[str, int] = {}
+    token_ids: dict[bytes, int] = {}  # -1: a stop word
+    parts: list[np.ndarray] = []
+    lengths = np.zeros(len(documents), dtype=np.int64)
+    for start in range(0, len(documents), _INDEX_CHUNK):
+        chunk = [
+            doc.lower().encode().translate(_DELIMITERS).split()
+            for doc in documents[start : start + _INDEX_CHUNK]
+        ]
+        tokens = list(itertools.chain.from_iterable(chunk))
+        for token in dict.fromkeys(tokens):  # distinct tokens, in order of first appearance
+            if token not in token_ids:
+                word = token.decode()
+                token_ids[token] = -1 if word in STOP_WORDS else vocab.setdefault(_term(word), len(vocab))
+        ids = np.fromiter(map(token_ids.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+        doc_of_token = np.repeat(np.arange(len(chunk)), [len(doc_tokens) for doc_tokens in chunk])
+        kept = ids >= 0
+        lengths[start : start + len(chunk)] = np.bincount(doc_of_token[kept], minlength=len(chunk))
+        parts.append(ids[kept])
+    term_ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return term_ids, lengths, vocab
+
+
 class BM25Index:
     """An inverted index of precomputed BM25 weights (postings per term, as flat numpy arrays)."""
 
@@ -65,19 +105,11 @@ class BM25Index:
     ) -> None:
         self.num_docs = len(documents)
         self.max_results = max_results
-        vocab: dict[str, int] = {}
-        term_ids: list[int] = []
-        lengths = np.zeros(self.num_docs, dtype=np.int64)
-        for doc, text in enumerate(documents):
-            terms = analyze(text)
-            lengths[doc] = len(terms)
-            term_ids.extend(vocab.setdefault(t, len(vocab)) for t in terms)
+        term_ids, lengths, vocab = _index_terms(documents)
         self.vocab = vocab
         doc_ids = np.repeat(np.arange(self.num_docs, dtype=np.int64), lengths)
         # Count (term, doc) pairs: sorting the combined key groups each term's postings by document.
-        keys, tf = np.unique(
-            np.asarray(term_ids, dtype=np.int64) * max(self.num_docs, 1) + doc_ids, return_counts=True
-        )
+        keys, tf = np.unique(term_ids * max(self.num_docs, 1) + doc_ids, return_counts=True)
         post_terms, post_docs = np.divmod(keys, max(self.num_docs, 1))
         df = np.bincount(post_terms, minlength=len(vocab))
         idf = np.log1p((self.num_docs - df + 0.5) / (df + 0.5))
