@@ -80,21 +80,9 @@ def serve(num_products: int, seed: int, threads: int) -> None:
 @contextlib.contextmanager
 def server_process(num_products: int, seed: int, threads: int):
     """A server subprocess (its own GIL); yields its port and always stops it."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            __file__,
-            "--serve",
-            str(num_products),
-            "--seed",
-            str(seed),
-            "--threads",
-            str(threads),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(num_products), "--seed", str(seed),
+                             "--threads", str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
     try:
         line = proc.stdout.readline()
         if not line.strip().isdigit():
@@ -165,14 +153,8 @@ def _client(port: int, scripts: list, offset: int, budget: _Budget, latencies: l
         connection.close()
 
 
-def http_throughput(
-    num_products: int = 10_000,
-    seed: int = 0,
-    clients: tuple[int, ...] = (1, 4, 8),
-    max_requests: int = 2000,
-    max_seconds: float = 20.0,
-    threads: int = 8,
-) -> list[dict]:
+def http_throughput(num_products: int = 10_000, seed: int = 0, clients: tuple[int, ...] = (1, 4, 8),
+                    max_requests: int = 2000, max_seconds: float = 20.0, threads: int = 8) -> list[dict]:
     """Requests/s against a waitress server (``threads``) in a subprocess, for each client count."""
     from webshop_server import Engine
     from webshop_server.sources import load_catalog
@@ -184,10 +166,9 @@ def http_throughput(
             budget = _Budget(max_requests, max_seconds)
             latencies: list[float] = []
             errors: list[str] = []
-            workers = [
-                threading.Thread(target=_client, args=(port, scripts, i * 37, budget, latencies, errors))
-                for i in range(count)
-            ]
+            workers = [threading.Thread(target=_client,
+                                        args=(port, scripts, i * 37, budget, latencies, errors))
+                       for i in range(count)]
             t0 = time.perf_counter()
             for worker in workers:
                 worker.start()
@@ -195,20 +176,13 @@ def http_throughput(
                 worker.join()
             elapsed = time.perf_counter() - t0
             done = len(latencies)
-            rows.append(
-                {
-                    "products": num_products,
-                    "server_threads": threads,
-                    "clients": count,
-                    "requests": done,
-                    "seconds": round(elapsed, 2),
-                    "requests_per_s": round(done / elapsed, 1),
-                    "p50_ms": round(statistics.median(latencies), 2) if latencies else None,
-                    "p99_ms": round(_percentile(latencies, 0.99), 2),
-                    "errors": len(errors),
-                    "stopped_by": "time" if t0 + elapsed >= budget.deadline else "count",
-                }
-            )
+            rows.append({
+                "products": num_products, "server_threads": threads, "clients": count, "requests": done,
+                "seconds": round(elapsed, 2), "requests_per_s": round(done / elapsed, 1),
+                "p50_ms": round(statistics.median(latencies), 2) if latencies else None,
+                "p99_ms": round(_percentile(latencies, 0.99), 2), "errors": len(errors),
+                "stopped_by": "time" if t0 + elapsed >= budget.deadline else "count",
+            })
     return rows
 
 
@@ -220,12 +194,8 @@ def _browser_missing() -> str | None:
     return f"skipped: {', '.join(missing)} not found" if missing else None
 
 
-def transport_steps(
-    num_products: int = 10_000,
-    seed: int = 0,
-    max_seconds: float = 20.0,
-    max_steps: dict[str, int] | None = None,
-) -> list[dict]:
+def transport_steps(num_products: int = 10_000, seed: int = 0, max_seconds: float = 20.0,
+                    max_steps: dict[str, int] | None = None) -> list[dict]:
     """``WebShopEnv`` ``step()`` rate per transport on the same fixed action scripts (resets not timed)."""
     from tsr_envs.webshop import WebShopEnv
 
@@ -270,19 +240,12 @@ def transport_steps(
         finally:
             env.close()
         total = sum(latencies) / 1e3
-        rows.append(
-            {
-                **row,
-                "setup_s": round(setup_s, 2),
-                "steps": len(latencies),
-                "steps_per_s": round(len(latencies) / total, 1) if total else None,
-                "p50_ms": round(statistics.median(latencies), 2) if latencies else None,
-                "p99_ms": round(_percentile(latencies, 0.99), 2),
-                "mean_reward": round(statistics.mean(rewards), 3) if rewards else None,
-                "errors": len(errors),
-                "note": errors[0][:160] if errors else "",
-            }
-        )
+        rows.append({**row, "setup_s": round(setup_s, 2), "steps": len(latencies),
+                     "steps_per_s": round(len(latencies) / total, 1) if total else None,
+                     "p50_ms": round(statistics.median(latencies), 2) if latencies else None,
+                     "p99_ms": round(_percentile(latencies, 0.99), 2),
+                     "mean_reward": round(statistics.mean(rewards), 3) if rewards else None,
+                     "errors": len(errors), "note": errors[0][:160] if errors else ""})
     return rows
 
 
@@ -301,69 +264,42 @@ def original_stack(ours: dict | None = None) -> list[dict]:
         "full items_shuffle.json": (DATA_DIR / "items_shuffle.json").exists(),
     }
     return [
-        {
-            "item": "search index",
-            "original (published)": "Lucene index built by pyserini (Java 11+); 'indexes does not exist' and 'Total 0 documents "
+        {"item": "search index", "original (published)":
+            "Lucene index built by pyserini (Java 11+); 'indexes does not exist' and 'Total 0 documents "
             "indexed' failures (WebShop #24, #28; AgentBench #24/#42)",
-            "ours": ours.get("index", "pure-Python BM25 built at start-up; no Java"),
-            "source": NOTES,
-        },
-        {
-            "item": "pyserini import",
-            "original (published)": "faiss-cpu/MKL 'libmkl_gnu_thread.so: invalid ELF header' (WebShop #22)",
-            "ours": "not used",
-            "source": NOTES,
-        },
-        {
-            "item": "data download",
-            "original (published)": "Google Drive via gdown; 'Cannot retrieve the public link' (WebShop #46), manual download + scp",
-            "ours": "synthetic catalogue generated locally; original 1k files optional",
-            "source": NOTES,
-        },
-        {
-            "item": "full catalogue load",
-            "original (published)": "1,181,436 products; about 15 GB RAM and 30-90 s to load (AgentBench #32)",
-            "ours": ours.get("load", "see the size table (start-up, rss_mb)"),
-            "source": NOTES,
-        },
-        {
-            "item": "spaCy model",
-            "original (published)": 'en_core_web_sm loaded but setup.sh downloads en_core_web_lg: "Can\'t find model" '
+         "ours": ours.get("index", "pure-Python BM25 built at start-up; no Java"), "source": NOTES},
+        {"item": "pyserini import", "original (published)":
+            "faiss-cpu/MKL 'libmkl_gnu_thread.so: invalid ELF header' (WebShop #22)",
+         "ours": "not used", "source": NOTES},
+        {"item": "data download", "original (published)":
+            "Google Drive via gdown; 'Cannot retrieve the public link' (WebShop #46), manual download + scp",
+         "ours": "synthetic catalogue generated locally; original 1k files optional", "source": NOTES},
+        {"item": "full catalogue load", "original (published)":
+            "1,181,436 products; about 15 GB RAM and 30-90 s to load (AgentBench #32)",
+         "ours": ours.get("load", "see the size table (start-up, rss_mb)"), "source": NOTES},
+        {"item": "spaCy model", "original (published)":
+            "en_core_web_sm loaded but setup.sh downloads en_core_web_lg: \"Can't find model\" "
             "(WebShop #53); spaCy import failures (WebShop #32)",
-            "ours": "no spaCy (rule-based nouns)",
-            "source": NOTES,
-        },
-        {
-            "item": "dependency pins",
-            "original (published)": "Python 3.8; Flask 2.1.2 vs Werkzeug 'url_quote' import error (WebShop #28); ARM-Mac fixes",
-            "ours": "current Flask/waitress",
-            "source": NOTES,
-        },
-        {
-            "item": "server speed",
-            "original (published)": "no published requests/s; 'extremely slow' with 1,000 instructions (ArCHer #6, unverified), "
+         "ours": "no spaCy (rule-based nouns)", "source": NOTES},
+        {"item": "dependency pins", "original (published)":
+            "Python 3.8; Flask 2.1.2 vs Werkzeug 'url_quote' import error (WebShop #28); ARM-Mac fixes",
+         "ours": "current Flask/waitress", "source": NOTES},
+        {"item": "server speed", "original (published)":
+            "no published requests/s; 'extremely slow' with 1,000 instructions (ArCHer #6, unverified), "
             "'sampling process is slow' (WebShop #42)",
-            "ours": ours.get("http", "see the --http table"),
-            "source": NOTES,
-        },
-        {
-            "item": "installable here?",
-            "original (published)": "needs Java + pyserini + Google Drive data + spaCy model; no internet here for the data/model",
-            "ours": "this machine: " + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in here.items()),
-            "source": "checked on this machine",
-        },
+         "ours": ours.get("http", "see the --http table"), "source": NOTES},
+        {"item": "installable here?", "original (published)":
+            "needs Java + pyserini + Google Drive data + spaCy model; no internet here for the data/model",
+         "ours": "this machine: " + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in here.items()),
+         "source": "checked on this machine"},
     ]
 
 
 def check_registry(package: str = "pyserini", timeout: float = 60.0) -> str:
     """Whether ``pip`` can see ``package`` on the configured registry (versions only; nothing installed)."""
     try:
-        out = subprocess.run(
-            [sys.executable, "-m", "pip", "index", "versions", package],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        out = subprocess.run([sys.executable, "-m", "pip", "index", "versions", package],
+                             capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return f"pip index versions {package}: timed out after {timeout:.0f} s"
     text = (out.stdout or out.stderr).strip().splitlines()
@@ -373,9 +309,8 @@ def check_registry(package: str = "pyserini", timeout: float = 60.0) -> str:
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serve", type=int, required=True, help="serve a synthetic catalogue of N products")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=8)

@@ -54,36 +54,29 @@ COLOR_SET = _words(
 
 FUZZY_THRESHOLD = 85
 
-_FUNCTION_WORDS = frozenset(
-    _words(
-        "a an the and or nor but for of to in on at by with without from into onto over under up down off out "
-        "as per via plus vs x is are be was were it its this that these those your you our my his her their "
-        "all any each every both some no not only also just more most very too so than then"
-    )
-)
-_TITLE_ADJECTIVES = frozenset(
-    _words(
-        "new best premium professional pro original classic deluxe luxury ultra super extra mini portable "
-        "small large big medium little tiny huge long short wide narrow tall high low thin thick heavy light "
-        "soft hard smooth warm cool cold hot dry wet fresh natural organic pure real genuine authentic "
-        "waterproof wireless rechargeable adjustable durable reusable washable foldable compatible "
-        "easy quick fast slim compact comfortable cute cozy stylish elegant modern vintage casual "
-        "lightweight heavyweight solid clear transparent full multi double single triple dual "
-        "unisex free non vegan healthy delicious sweet spicy "
-        "black white red blue green yellow pink purple orange brown grey gray silver gold beige navy khaki "
-        "ivory teal"
-    )
-)
+_FUNCTION_WORDS = frozenset(_words(
+    "a an the and or nor but for of to in on at by with without from into onto over under up down off out "
+    "as per via plus vs x is are be was were it its this that these those your you our my his her their "
+    "all any each every both some no not only also just more most very too so than then"
+))
+_TITLE_ADJECTIVES = frozenset(_words(
+    "new best premium professional pro original classic deluxe luxury ultra super extra mini portable "
+    "small large big medium little tiny huge long short wide narrow tall high low thin thick heavy light "
+    "soft hard smooth warm cool cold hot dry wet fresh natural organic pure real genuine authentic "
+    "waterproof wireless rechargeable adjustable durable reusable washable foldable compatible "
+    "easy quick fast slim compact comfortable cute cozy stylish elegant modern vintage casual "
+    "lightweight heavyweight solid clear transparent full multi double single triple dual "
+    "unisex free non vegan healthy delicious sweet spicy "
+    "black white red blue green yellow pink purple orange brown grey gray silver gold beige navy khaki "
+    "ivory teal"
+))
 _WORD = re.compile(r"[a-z]+")  # spaCy splits hyphens and "'s" off words too
 
 
 def title_nouns(title: str) -> list[str]:
     """The nouns of a product title by the rule described in the module docstring (duplicates kept)."""
-    return [
-        w
-        for w in _WORD.findall(title.lower())
-        if len(w) >= 2 and w not in _FUNCTION_WORDS and w not in _TITLE_ADJECTIVES
-    ]
+    return [w for w in _WORD.findall(title.lower())
+            if len(w) >= 2 and w not in _FUNCTION_WORDS and w not in _TITLE_ADJECTIVES]
 
 
 def normalize_color(option: Any) -> Any:
@@ -160,20 +153,15 @@ class Reward:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "reward": self.total,
-            "r_type": self.type.r_type,
-            "query_match": self.type.query_match,
-            "category_match": self.type.category_match,
-            "title_score": self.type.title_score,
-            "attribute_matches": self.attribute_matches,
-            "option_matches": self.option_matches,
+            "reward": self.total, "r_type": self.type.r_type, "query_match": self.type.query_match,
+            "category_match": self.type.category_match, "title_score": self.type.title_score,
+            "attribute_matches": self.attribute_matches, "option_matches": self.option_matches,
             "price_ok": self.price_ok,
         }
 
 
-def get_reward(
-    product: Product, goal: Mapping[str, Any], price: float, options: Mapping[str, str], nouns=title_nouns
-) -> Reward:
+def get_reward(product: Product, goal: Mapping[str, Any], price: float, options: Mapping[str, str],
+               nouns=title_nouns) -> Reward:
     """The reward for buying ``product`` at ``price`` with the selected ``options`` ({group: value})."""
     goal_options = goal["goal_options"]
     wanted_options = list(goal_options.items()) if isinstance(goal_options, Mapping) else list(goal_options)
