@@ -269,7 +269,6 @@ def _register_html(app: Flask, shop: Site) -> None:
             page=engine.page_model(record),
             links=links,
             record=record,
-            observation=engine.render_text(record),
             buy_url=buy_url(session_id, record) if record.page == ITEM else None,
         )
 

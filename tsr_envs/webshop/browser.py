@@ -1,9 +1,10 @@
 """The WebShop site driven by Selenium and headless Chromium, through real UI interactions.
 
 ``search[q]`` types ``q`` into ``#search_input`` and clicks ``#search_button``; ``click[x]`` clicks the
-element whose ``data-clickable`` is ``x`` (links, option buttons, the Buy Now form button).  The observation
-is the page's hidden ``<pre id="observation">`` (read as ``textContent``), which the site fills with exactly
-the engine's text rendering, and the state is the server's session record after the page has loaded.
+element whose ``data-clickable`` is ``x`` (links, option buttons, the Buy Now form button).  Once the page
+the interaction opened has loaded, the state and the observation are read from the server's JSON view of
+the session (``GET /api/s/<sid>``): the record the page left and the engine's text rendering of it.  The
+pages themselves carry nothing for the transport (no hidden observation, no session id in their text).
 
 One Chromium serves an env and all its clones (a browser per clone would cost a process and ~100 MB each):
 every session remembers whether it is the one on screen, and navigates to its record's URL before acting
@@ -38,7 +39,6 @@ _FIND_CLICKABLE = (
     "return Array.from(document.querySelectorAll('[data-clickable]'))"
     ".find(e => e.getAttribute('data-clickable') === arguments[0]) || null;"
 )
-_READ_OBSERVATION = "const o = document.getElementById('observation'); return o ? o.textContent : null;"
 
 
 def browser_missing_reason() -> str | None:
@@ -128,16 +128,17 @@ class BrowserTransport(Transport):
             if element is None:
                 raise RuntimeError(f"the page at {self.driver.current_url} has no clickable {argument!r}")
             self._load_after(element.click)
-        self.record = self.http.client.get_record()
+        view = self.http.client.request("GET", f"/api/s/{self.http.client.session_id}")
+        self.record = SessionRecord.from_dict(view["record"])
         reward = self.record.reward if self.record.done and not record.done else 0.0
-        return StepResult(self.record, reward, self.record.done, self._observation())
+        return StepResult(self.record, reward, self.record.done, view["observation"])
 
     def restore(self, record: SessionRecord) -> str | None:
-        self.http.restore(record)
+        observation = self.http.restore(record)
         self.record = record
         self.browser.on_screen = None
         self._show()
-        return self._observation()
+        return observation
 
     def fork(self, record: SessionRecord) -> Transport:
         return BrowserTransport(
@@ -166,14 +167,6 @@ class BrowserTransport(Transport):
 
     def _load_after(self, interaction: Any) -> None:
         load_after(self.driver, self.browser.timeout, interaction)
-
-    def _observation(self) -> str:
-        text = self.driver.execute_script(_READ_OBSERVATION)
-        if text is None:
-            raise RuntimeError(
-                f"the page at {self.driver.current_url} has no #observation: {self.driver.title!r}"
-            )
-        return text
 
 
 _NEW_PAGE_LOADED = "return window.__tsrOldPage === undefined && document.readyState === 'complete';"
