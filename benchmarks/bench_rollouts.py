@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-from tsr_train.policy import HFPolicy, Sample
+from tsr_train.policy import HFPolicy, Sample, load_causal_lm
 from tsr_train.strategies import make_strategy
 from tsr_train.tiny_model import default_model_path
 
@@ -92,8 +92,7 @@ def load_model(args: argparse.Namespace) -> tuple[torch.nn.Module, object, str]:
         name = "random-init Qwen2-0.5B shape"
     else:
         path = args.model or default_model_path()
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        model, tokenizer = load_causal_lm(path, dtype=dtype)
         name = str(path)
     return model.to(args.device).eval(), tokenizer, name
 

@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument(
         "--with-system-message",
         action="store_true",
-        help="keep the env's rules in the prompt (by default they are left out, as in READING_RECIPE)",
+        help="keep the env's rules in the prompt (by default they are left out, as in the default recipe)",
     )
     parser.add_argument(
         "--soft-labels",

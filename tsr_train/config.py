@@ -141,7 +141,7 @@ class TrainConfig:
     #: a Hugging Face causal LM (local path or hub id); ``None`` or ``"embedded"`` = the embedded tiny model
     model: str | None = None
     #: optimizer steps; each is one rollout batch (seeds-per-step x group-size trajectories)
-    steps: int = 100
+    steps: int = 400
     learning_rate: float = 5e-4
     #: seeds the model's sampling, the search and which train-split instances the run sees
     seed: int = 0

@@ -28,12 +28,11 @@ API_KEY = "sekrit"
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
     try:
-        from tsr_train.tiny_model import build_tiny_model
+        from tsr_train.tiny_model import FORMAT_RECIPE, build_tiny_model
     except ImportError:
         return None
-    return build_tiny_model(
-        tmp_path_factory.mktemp("tiny-model"), warmup_steps=0, prior="format", episodes_per_env=24
-    )
+    recipe = {**FORMAT_RECIPE, "warmup_steps": 0, "episodes_per_env": 24}
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), **recipe)
 
 
 class FakeEndpoint(ThreadingHTTPServer):

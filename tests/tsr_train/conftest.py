@@ -1,28 +1,18 @@
-"""Fixtures of the ``tsr_train`` tests: the tiny model, built once per session, and a scripted policy.
-
-Set ``TSR_TINY_MODEL_CACHE=<dir>`` to reuse a built model across sessions (it is rebuilt if stale).
-"""
+"""Fixtures of the ``tsr_train`` tests: the tiny model, built once per session, and a scripted policy."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tsr_train.policy import Sample
-from tsr_train.tiny_model import CACHE_ENV_VAR, build_tiny_model, default_model_path
+from tsr_train.tiny_model import FORMAT_RECIPE, build_tiny_model
 
 #: A quick build for the tests (seconds, not minutes): the format-only warm-up on a small corpus.  The
 #: tests check behaviour, not skill, so they need well-formed replies, not a good player.
-FAST_RECIPE = {
-    "prior": "format",
-    "warmup_steps": 60,
-    "episodes_per_env": 96,
-    "batch_size": 8,
-    "learning_rate": 5e-3,
-}
+FAST_RECIPE = FORMAT_RECIPE
 
 #: A script maps (decoded context, n) to the n replies a fake policy returns for that context.
 Script = Callable[[str, int], list[str]]
@@ -65,8 +55,6 @@ def cycle(*replies: str) -> Script:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if os.environ.get(CACHE_ENV_VAR):
-        return default_model_path()
     return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"), **FAST_RECIPE)
 
 
