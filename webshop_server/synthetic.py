@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import string
 
-from webshop_server.catalog import Catalog, Product, draw_hidden_prices
+from webshop_server.catalog import Catalog, Product, draw_hidden_prices, gc_paused
 from webshop_server.goals import GoalSpec, SyntheticGoals
 from webshop_server.taxonomy import BRAND_SYLLABLES, DEPARTMENT_ATTRIBUTES, PRODUCT_TYPES, USES, ProductType
 
@@ -92,6 +92,11 @@ def generate_catalog(num_products: int = 1000, seed: int = 0) -> Catalog:
     """A synthetic catalogue of ``num_products`` products with its synthetic goals (see module docstring)."""
     if num_products < 1:
         raise ValueError("num_products must be positive")
+    with gc_paused():
+        return _generate(num_products, seed)
+
+
+def _generate(num_products: int, seed: int) -> Catalog:
     rng = random.Random(f"webshop-catalog:{seed}")
     brands = _brands(rng, max(20, min(2000, num_products // 10)))
     asins: set[str] = set()
