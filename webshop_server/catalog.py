@@ -118,7 +118,7 @@ class Catalog:
         if len(self.asin_index) != len(self.products):
             raise ValueError("duplicate ASINs in catalogue")
         with gc_paused():
-            self.index = BM25Index([p.search_text() for p in self.products])
+            self.index = BM25Index(p.search_text() for p in self.products)
 
     def __len__(self) -> int:
         return len(self.products)

@@ -45,19 +45,24 @@ def test_catalogue_search_returns_asins_best_first(synthetic_catalog: Catalog):
 
 def test_bulk_indexing_gives_each_document_exactly_its_analysed_terms(monkeypatch):
     import random
-
-    import numpy as np
+    from collections import Counter
 
     from webshop_server import search
 
     words = ["Shoes", "the", "batteries", "a", "USB-C", "K\u212aelvin", "caf\u00e9", "x\x00y", "", "42in"]
     rng = random.Random(0)
     documents = [" ".join(rng.choices(words, k=rng.randint(0, 12))) for _ in range(57)] + ["", "the a"]
-    monkeypatch.setattr(search, "_INDEX_CHUNK", 10)  # several chunks, one of them partial
-    term_ids, lengths, vocab = search._index_terms(documents)
-    terms = {term_id: term for term, term_id in vocab.items()}
+    monkeypatch.setattr(search, "_INDEX_CHUNK_CHARS", 100)  # many chunks of several documents each
+    postings = search.collect_postings(iter(documents))
+    terms = {term_id: term for term, term_id in postings.vocab.items()}
     expected = [search.analyze(doc.replace("\x00", " ")) for doc in documents]
-    assert lengths.tolist() == [len(doc_terms) for doc_terms in expected]
-    assert [terms[i] for i in term_ids.tolist()] == [t for doc_terms in expected for t in doc_terms]
-    assert list(vocab) == list(dict.fromkeys(t for doc_terms in expected for t in doc_terms))
-    assert search._index_terms([])[0].dtype == np.int64
+    assert postings.lengths.tolist() == [len(doc_terms) for doc_terms in expected]
+    found: list[Counter] = [Counter() for _ in documents]
+    columns = (postings.terms.tolist(), postings.docs.tolist(), postings.tf.tolist())
+    for term_id, doc, tf in zip(*columns, strict=True):
+        found[doc][terms[term_id]] += tf
+    assert found == [Counter(doc_terms) for doc_terms in expected]
+    pairs = list(zip(postings.terms.tolist(), postings.docs.tolist(), strict=True))
+    assert pairs == sorted(set(pairs))  # one posting per pair, by term, documents ascending
+    assert list(postings.vocab) == list(dict.fromkeys(t for doc_terms in expected for t in doc_terms))
+    assert len(search.collect_postings([]).lengths) == 0 and BM25Index([]).search("shoes") == ()
