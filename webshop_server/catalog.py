@@ -8,6 +8,7 @@ site and the reward never know where the products came from.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import random
 from collections.abc import Iterator, Sequence
@@ -81,6 +82,19 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def return_freed_memory() -> None:
+    """Give the memory a build freed back to the operating system (glibc's ``malloc_trim``, else nothing).
+
+    Building the index frees many mid-size numpy arrays, which glibc keeps in its heap, so the resident
+    size stays well above what is live: at 300k synthetic products 737 MB, and 607 MB after this call.
+    """
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):  # not glibc, or no C library to load by name
+        return
+    trim(0)
+
+
 def draw_hidden_prices(products: Sequence[Product], seed: int) -> list[float]:
     """The price each product is bought at: its single price, or a seeded uniform draw inside its range.
 
@@ -119,6 +133,7 @@ class Catalog:
             raise ValueError("duplicate ASINs in catalogue")
         with gc_paused():
             self.index = BM25Index(p.search_text() for p in self.products)
+        return_freed_memory()
 
     def __len__(self) -> int:
         return len(self.products)
