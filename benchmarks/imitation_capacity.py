@@ -68,13 +68,14 @@ def main() -> None:
     parser.add_argument("--architecture", choices=["qwen2", "gpt2"], default="qwen2")
     parser.add_argument("--envs", nargs="+", default=["tsr/FrozenLake-v0", "tsr/Sokoban-v0"])
     parser.add_argument("--out", default="benchmarks/results/imitation_capacity")
+    parser.add_argument("--name", help="the model's and the result's name (default: from the recipe flags)")
     args = parser.parse_args()
 
     from tsr_train.heldout import evaluate_policy
     from tsr_train.policy import load_causal_lm
-    from tsr_train.tiny_model import MANIFEST, build_tiny_model
+    from tsr_train.tiny_model import build_tiny_model, read_manifest
 
-    name = (
+    name = args.name or (
         f"{args.architecture}-eps{args.epsilon}-steps{args.steps}-h{args.hidden_size}-l{args.layers}"
         f"-b{args.batch_size}-lr{args.lr:g}-n{args.episodes_per_env}"
         + ("-sys" if args.with_system_message else "")
@@ -82,7 +83,14 @@ def main() -> None:
     )
     model_dir = Path(args.out) / "models" / name
     started = time.perf_counter()
-    if not (model_dir / MANIFEST).exists():
+    built = read_manifest(model_dir)
+    if built is not None and built["config"]["env_ids"] != list(args.envs):
+        # The default name does not spell out the envs: never evaluate a model built for others.
+        parser.error(
+            f"{model_dir} was built for {', '.join(built['config']['env_ids'])}, not {', '.join(args.envs)}; "
+            "give this recipe its own --name"
+        )
+    if built is None:
         build_tiny_model(
             model_dir,
             warmup_steps=args.steps,
