@@ -10,8 +10,9 @@ naive to each search's generated tokens.  Cells are appended to ``<out>/cells.js
 command runs again, so the grid resumes where it stopped.  Writes ``results.json``, ``results.md`` and
 ``curves.png`` to ``--out`` (default ``benchmarks/results/tsr_study``).
 
-Recipe variants are any ``RolloutConfig`` or ``TrainConfig`` field: ``--set scorer=score``,
-``--set selection=softmax``, ``--set naive_mix=2``, ``--set learning_rate=1e-3`` (use another ``--out``).
+Recipe variants are any ``RolloutConfig`` or ``TrainConfig`` field, or a field of its PPO or GRPO
+settings: ``--set scorer=score``, ``--set selection=softmax``, ``--set naive_mix=2``,
+``--set learning_rate=1e-3``, ``--set ppo.detach_value_head=false`` (use another ``--out``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import json
 import os
 from pathlib import Path
 
-from tsr_train.config import RolloutConfig, TrainConfig
+from tsr_train.config import GRPOSettings, PPOSettings, RolloutConfig, TrainConfig
 from tsr_train.study import StudyConfig, run, summarise, variants_markdown
 
 
@@ -49,6 +50,8 @@ def parse_args() -> tuple[StudyConfig, tuple[int, int], bool, str | None]:
     args = parser.parse_args()
     rollout_fields = {f.name for f in dataclasses.fields(RolloutConfig)}
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    train_fields |= {f"ppo.{f.name}" for f in dataclasses.fields(PPOSettings)}
+    train_fields |= {f"grpo.{f.name}" for f in dataclasses.fields(GRPOSettings)}
     rollout_overrides, train_overrides = {}, {}
     for item in args.set:
         name, equals, text = item.partition("=")
@@ -63,7 +66,7 @@ def parse_args() -> tuple[StudyConfig, tuple[int, int], bool, str | None]:
         elif name in train_fields:
             train_overrides[name] = value
         else:
-            parser.error(f"--set {name}: not a RolloutConfig or TrainConfig field")
+            parser.error(f"--set {name}: not a RolloutConfig, TrainConfig, ppo.* or grpo.* field")
     index, _, count = args.shard.partition("/")
     config = StudyConfig(
         envs=tuple(args.envs),

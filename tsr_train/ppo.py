@@ -53,18 +53,23 @@ if TYPE_CHECKING:
 
 
 class PolicyWithValue(nn.Module):
-    """A causal LM and a scalar value head on its last hidden state (shared trunk, one forward pass)."""
+    """A causal LM and a scalar value head on its last hidden state (one forward pass).
 
-    def __init__(self, model: PreTrainedModel) -> None:
+    With ``detach_value`` the head reads that state detached: the trunk is then trained by the policy
+    loss alone, and the value head is a linear read-out of the policy's own features.
+    """
+
+    def __init__(self, model: PreTrainedModel, *, detach_value: bool = True) -> None:
         super().__init__()
         self.model = model
+        self.detach_value = detach_value
         self.value_head = nn.Linear(model.config.hidden_size, 1)
         nn.init.zeros_(self.value_head.weight)  # start from V = 0: no bias before the first returns
         nn.init.zeros_(self.value_head.bias)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-        hidden = out.hidden_states[-1]
+        hidden = out.hidden_states[-1].detach() if self.detach_value else out.hidden_states[-1]
         values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
         return out.logits, values
 
@@ -161,7 +166,7 @@ def train_ppo(
         project_dir=str(out_dir),
     )
     set_seed(config.seed, device_specific=True)
-    agent = PolicyWithValue(model)
+    agent = PolicyWithValue(model, detach_value=ppo.detach_value_head)
     reference = None
     if ppo.kl_coef > 0:
         reference = copy.deepcopy(model).eval().requires_grad_(False).to(accelerator.device)

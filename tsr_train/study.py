@@ -58,7 +58,8 @@ class StudyConfig:
     token_budget: bool = True
     model: str | None = None
     out_dir: str = "benchmarks/results/tsr_study"
-    #: recipe overrides, by ``RolloutConfig`` / ``TrainConfig`` field name (e.g. {"scorer": "score"})
+    #: recipe overrides, by ``RolloutConfig`` / ``TrainConfig`` field name (e.g. {"scorer": "score"}), or
+    #: ``"ppo.NAME"`` / ``"grpo.NAME"`` for a field of the nested settings
     rollout_overrides: dict[str, Any] = field(default_factory=dict)
     train_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -66,7 +67,8 @@ class StudyConfig:
         self, env_id: str, algo: str, search: str, seed: int, steps: int | None = None
     ) -> TrainConfig:
         rollout = RolloutConfig(env_id=env_id, search=search, **self.rollout_overrides)
-        return TrainConfig(
+        top = {key: value for key, value in self.train_overrides.items() if "." not in key}
+        config = TrainConfig(
             algo=algo,
             model=self.model,
             steps=steps or self.steps,
@@ -74,8 +76,16 @@ class StudyConfig:
             out_dir=str(self.cell_dir(env_id, algo, search, seed)),
             save_every=self.steps,
             rollout=rollout,
-            **self.train_overrides,
+            **top,
         )
+        # "ppo.kl_coef"-style keys override one field of the nested PPO or GRPO settings.
+        for key, value in self.train_overrides.items():
+            if "." in key:
+                group, name = key.split(".", 1)
+                config = dataclasses.replace(
+                    config, **{group: dataclasses.replace(getattr(config, group), **{name: value})}
+                )
+        return config
 
     def cell_dir(self, env_id: str, algo: str, search: str, seed: int) -> Path:
         return Path(self.out_dir) / "runs" / env_id.split("/")[-1] / algo / search / f"seed{seed}"

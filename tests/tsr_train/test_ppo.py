@@ -8,7 +8,7 @@ import torch
 from tests.tsr_train.training_utils import assert_finite_metrics, same_weights, tiny_config, weights
 from tsr_train.cli import train
 from tsr_train.metrics import read_metrics
-from tsr_train.ppo import gae, make_batch
+from tsr_train.ppo import PolicyWithValue, gae, make_batch
 from tsr_train.trajectory import Trajectory
 
 
@@ -34,6 +34,20 @@ def test_batch_aligns_action_mask_with_next_token():
     assert batch.input_ids.tolist() == [[5, 6, 7, 8, 9]]
     assert batch.targets.tolist() == [[6, 7, 8, 9]]
     assert batch.action_mask.tolist() == [[0.0, 1.0, 0.0, 1.0]]  # prompt token 6 is not an action
+
+
+@pytest.mark.parametrize("detach", [True, False])
+def test_value_loss_reaches_the_trunk_only_when_not_detached(tiny_model_dir, detach):
+    from transformers import AutoModelForCausalLM
+
+    agent = PolicyWithValue(AutoModelForCausalLM.from_pretrained(tiny_model_dir), detach_value=detach)
+    torch.nn.init.normal_(agent.value_head.weight)  # a head that has learned something (it starts at 0)
+    ids = torch.tensor([[3, 4, 5, 6]])
+    _, values = agent(ids, torch.ones_like(ids))
+    ((values - 1.0) ** 2).sum().backward()  # a value loss alone
+    trunk_moved = any(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.model.parameters())
+    assert agent.value_head.weight.grad.abs().sum() > 0
+    assert trunk_moved is not detach
 
 
 @pytest.mark.slow
