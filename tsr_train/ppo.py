@@ -59,7 +59,7 @@ class PolicyWithValue(nn.Module):
     loss alone, and the value head is a linear read-out of the policy's own features.
     """
 
-    def __init__(self, model: PreTrainedModel, *, detach_value: bool = True) -> None:
+    def __init__(self, model: PreTrainedModel, *, detach_value: bool = False) -> None:
         super().__init__()
         self.model = model
         self.detach_value = detach_value
