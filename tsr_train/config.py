@@ -132,7 +132,7 @@ class PPOSettings:
     whiten_advantages: bool = True
     #: detach the value head from the trunk, so value-loss gradients never move the policy.  Measured on
     #: FrozenLake-v0 (400 steps) not to make PPO stable, so off: with the shared trunk seed 0 trained well
-    #: and seed 1 collapsed at step 137 (value loss 0.1 -> 300 in four steps, every reply invalid);
+    #: and seed 1 collapsed at step 137 (value loss 0.1 -> 260 in four steps, every reply invalid);
     #: detached, seed 1 trained and seed 0 diverged within 7 steps.  The value gradient shares the clipped
     #: gradient norm, so detaching also makes the policy's own steps larger.
     detach_value_head: bool = False
