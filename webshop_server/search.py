@@ -113,8 +113,8 @@ def collect_postings(documents: Iterable[str]) -> Postings:
                 word = token.decode()
                 token_ids[token] = -1 if word in STOP_WORDS else vocab.setdefault(_term(word), len(vocab))
         ids = np.fromiter(map(token_ids.__getitem__, tokens), dtype=np.int64, count=len(tokens))
-        del tokens
-        doc_of_token = np.repeat(np.arange(len(chunk), dtype=np.int64), [len(tokens) for tokens in chunk])
+        del tokens  # the chunk's flat token list; the next chunk's is built beside the postings only
+        doc_of_token = np.repeat(np.arange(len(chunk), dtype=np.int64), list(map(len, chunk)))
         kept = ids >= 0
         ids, doc_of_token = ids[kept], doc_of_token[kept]
         lengths.append(np.bincount(doc_of_token, minlength=len(chunk)))
