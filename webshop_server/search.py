@@ -128,16 +128,30 @@ def collect_postings(documents: Iterable[str]) -> Postings:
     if not lengths:
         empty = np.zeros(0, dtype=np.int32)
         return Postings(empty, empty, empty, np.zeros(0, dtype=np.int64), vocab)
-    # A stable sort by term keeps each term's postings in document order (chunks come in document order).
-    # Each array is gathered and its chunks dropped before the next, so the sort adds two arrays, not six.
-    sorted_terms = np.concatenate(terms)
-    del terms
-    order = np.argsort(sorted_terms, kind="stable")
-    sorted_terms = sorted_terms[order]
-    sorted_docs = np.concatenate(docs)[order]
-    del docs
-    sorted_tf = np.concatenate(counts)[order]
+    # Term-major order by counting sort: each term's postings get a block of the output, filled chunk by
+    # chunk (chunks come in document order, so each block stays in document order).  A chunk's arrays
+    # are dropped once placed, so the sort adds two arrays to the postings, not a global argsort's four.
+    df = np.zeros(len(vocab), dtype=np.int64)
+    for chunk_terms in terms:
+        df += np.bincount(chunk_terms, minlength=len(vocab))
+    cursor = np.concatenate(([0], np.cumsum(df)[:-1]))
+    sorted_docs = np.empty(int(df.sum()), dtype=np.int32)
+    sorted_tf = np.empty_like(sorted_docs)
+    while terms:
+        chunk_terms, chunk_docs, chunk_tf = terms.pop(0), docs.pop(0), counts.pop(0)
+        order = np.argsort(chunk_terms, kind="stable")
+        chunk_terms = chunk_terms[order]
+        within = np.arange(len(order)) - np.searchsorted(chunk_terms, chunk_terms)
+        places = cursor[chunk_terms] + within
+        sorted_docs[places] = chunk_docs[order]
+        sorted_tf[places] = chunk_tf[order]
+        cursor += np.bincount(chunk_terms, minlength=len(vocab))
+    sorted_terms = np.repeat(np.arange(len(vocab), dtype=np.int32), df)
     return Postings(sorted_terms, sorted_docs, sorted_tf, np.concatenate(lengths), vocab)
+
+
+#: Postings whose BM25 weights are computed at a time (in float64, then stored as float32).
+_WEIGHT_SLICE = 1 << 18
 
 
 class BM25Index:
@@ -160,20 +174,24 @@ class BM25Index:
         df = np.bincount(postings.terms, minlength=len(self.vocab))
         idf = np.log1p((self.num_docs - df + 0.5) / (df + 0.5))
         avg_len = lengths.mean() if self.num_docs else 0.0
-        # idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avg_len)), computed in place, in that
-        # order (so the same floats as the expression), holding two float arrays at a time, not five.
-        weights = idf[postings.terms]
-        weights *= postings.tf
-        weights *= k1 + 1.0
-        denominator = lengths[postings.docs].astype(np.float64)
-        denominator *= b
-        denominator /= max(avg_len, 1e-9)
-        denominator += 1.0 - b
-        denominator *= k1
-        denominator += postings.tf
-        weights /= denominator
-        del denominator
-        self._weights = weights.astype(np.float32)
+        # idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avg_len)), in float64 in that order (so
+        # the same floats as the expression), a slice of postings at a time: the build holds the float32
+        # weights and one slice's temporaries, not five float64 arrays over all postings.
+        self._weights = np.empty(len(postings.terms), dtype=np.float32)
+        for lo in range(0, len(self._weights), _WEIGHT_SLICE):
+            part = slice(lo, lo + _WEIGHT_SLICE)
+            tf = postings.tf[part]
+            weights = idf[postings.terms[part]]
+            weights *= tf
+            weights *= k1 + 1.0
+            denominator = lengths[postings.docs[part]].astype(np.float64)
+            denominator *= b
+            denominator /= max(avg_len, 1e-9)
+            denominator += 1.0 - b
+            denominator *= k1
+            denominator += tf
+            weights /= denominator
+            self._weights[part] = weights
         self._docs = postings.docs
         self._starts = np.concatenate(([0], np.cumsum(df))).astype(np.int64)
         self._cached_search = functools.lru_cache(maxsize=cache_size)(self._search)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from webshop_server import Catalog, load_catalog
-from webshop_server.original_files import iter_json_array, load_webshop
+from webshop_server.original_files import iter_json_array, load_webshop, parse_product
 from webshop_server.reward import fuzzy_match, normalize_color
 from webshop_server.synthetic import generate_catalog
 from webshop_server.taxonomy import PRODUCT_TYPES
@@ -140,6 +140,18 @@ def test_same_seed_same_catalogue_goals_and_observations_across_hash_seeds():
         digests.add(out.stdout.strip())
     assert len(digests) == 1
     assert len(hashlib.sha256().hexdigest()) == len(digests.pop())
+
+
+def test_loaded_products_share_repeated_fields_and_equal_a_plain_parse(webshop_data: Path, real_catalog):
+    raw_items = json.loads((webshop_data / "items_shuffle_1000.json").read_text(encoding="utf-8"))
+    mined = json.loads((webshop_data / "items_ins_v2_1000.json").read_text(encoding="utf-8"))
+    by_asin = {raw["asin"]: raw for raw in raw_items}
+    for product in real_catalog.products[:200]:
+        assert product == parse_product(by_asin[product.asin], mined.get(product.asin, {}).get("attributes"))
+    paths: dict[tuple[str, ...], set[int]] = {}
+    for product in real_catalog.products:
+        paths.setdefault(product.category_path, set()).add(id(product.category_path))
+    assert len(paths) < len(real_catalog) and all(len(ids) == 1 for ids in paths.values())
 
 
 @pytest.mark.parametrize("chunk_chars", [1, 7, 4096])

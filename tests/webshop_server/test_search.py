@@ -66,3 +66,23 @@ def test_bulk_indexing_gives_each_document_exactly_its_analysed_terms(monkeypatc
     assert pairs == sorted(set(pairs))  # one posting per pair, by term, documents ascending
     assert list(postings.vocab) == list(dict.fromkeys(t for doc_terms in expected for t in doc_terms))
     assert len(search.collect_postings([]).lengths) == 0 and BM25Index([]).search("shoes") == ()
+
+
+def test_bm25_weights_follow_the_formula_whatever_the_weight_slice(monkeypatch):
+    import numpy as np
+
+    from webshop_server import search
+
+    documents = ["red shoes for running", "shoes shoes shoes", "blue running socks and shoes", "", "socks"]
+    whole = BM25Index(documents, k1=0.9, b=0.4)
+    monkeypatch.setattr(search, "_WEIGHT_SLICE", 2)
+    sliced = BM25Index(documents, k1=0.9, b=0.4)
+    assert np.array_equal(whole._weights, sliced._weights) and np.array_equal(whole._docs, sliced._docs)
+    postings = search.collect_postings(documents)
+    lengths = [len(search.analyze(d)) for d in documents]
+    average = sum(lengths) / len(lengths)
+    df = np.bincount(postings.terms)
+    for at, (term, doc, tf) in enumerate(zip(postings.terms, postings.docs, postings.tf, strict=True)):
+        idf = np.log1p((len(documents) - df[term] + 0.5) / (df[term] + 0.5))
+        expected = idf * tf * 1.9 / (tf + 0.9 * (1 - 0.4 + 0.4 * lengths[doc] / average))
+        assert sliced._weights[at] == np.float32(expected)
