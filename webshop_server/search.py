@@ -14,7 +14,7 @@ import functools
 import itertools
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,8 +104,7 @@ def collect_postings(documents: Iterable[str]) -> Postings:
     """
     vocab: dict[str, int] = {}
     token_ids: dict[bytes, int] = {}  # -1: a stop word
-    terms, docs, counts, lengths = [], [], [], []
-    first_doc = 0
+    builder = _PostingsBuilder()
     for chunk in _token_chunks(documents):
         tokens = list(itertools.chain.from_iterable(chunk))
         for token in dict.fromkeys(tokens):  # distinct tokens, in order of first appearance
@@ -116,38 +115,157 @@ def collect_postings(documents: Iterable[str]) -> Postings:
         del tokens  # the chunk's flat token list; the next chunk's is built beside the postings only
         doc_of_token = np.repeat(np.arange(len(chunk), dtype=np.int64), list(map(len, chunk)))
         kept = ids >= 0
-        ids, doc_of_token = ids[kept], doc_of_token[kept]
-        lengths.append(np.bincount(doc_of_token, minlength=len(chunk)))
-        # Sorting the document-major key groups each document's terms; the counts are the frequencies.
-        keys, tf = np.unique(doc_of_token * max(len(vocab), 1) + ids, return_counts=True)
-        chunk_docs, chunk_terms = np.divmod(keys, max(len(vocab), 1))
-        terms.append(chunk_terms.astype(np.int32))
-        docs.append((chunk_docs + first_doc).astype(np.int32))
-        counts.append(tf.astype(np.int32))
-        first_doc += len(chunk)
-    if not lengths:
-        empty = np.zeros(0, dtype=np.int32)
-        return Postings(empty, empty, empty, np.zeros(0, dtype=np.int64), vocab)
-    # Term-major order by counting sort: each term's postings get a block of the output, filled chunk by
-    # chunk (chunks come in document order, so each block stays in document order).  A chunk's arrays
-    # are dropped once placed, so the sort adds two arrays to the postings, not a global argsort's four.
-    df = np.zeros(len(vocab), dtype=np.int64)
-    for chunk_terms in terms:
-        df += np.bincount(chunk_terms, minlength=len(vocab))
-    cursor = np.concatenate(([0], np.cumsum(df)[:-1]))
-    sorted_docs = np.empty(int(df.sum()), dtype=np.int32)
-    sorted_tf = np.empty_like(sorted_docs)
-    while terms:
-        chunk_terms, chunk_docs, chunk_tf = terms.pop(0), docs.pop(0), counts.pop(0)
-        order = np.argsort(chunk_terms, kind="stable")
-        chunk_terms = chunk_terms[order]
-        within = np.arange(len(order)) - np.searchsorted(chunk_terms, chunk_terms)
-        places = cursor[chunk_terms] + within
-        sorted_docs[places] = chunk_docs[order]
-        sorted_tf[places] = chunk_tf[order]
-        cursor += np.bincount(chunk_terms, minlength=len(vocab))
-    sorted_terms = np.repeat(np.arange(len(vocab), dtype=np.int32), df)
-    return Postings(sorted_terms, sorted_docs, sorted_tf, np.concatenate(lengths), vocab)
+        doc_of_token, ids = doc_of_token[kept], ids[kept]
+        builder.add(
+            *_count_terms(doc_of_token, ids, len(chunk)), np.bincount(doc_of_token, minlength=len(chunk))
+        )
+    return builder.finish(vocab)
+
+
+#: ``_count_terms`` packs a token's multiplicity into the low bits of its sort key.
+_TIMES_BITS = 3
+
+
+def _count_terms(
+    doc_of_token: np.ndarray, ids: np.ndarray, num_docs: int, times: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(document, term, frequency) of a chunk's tokens, by term and by document within a term.
+
+    Each token counts ``times`` (1 when not given).  Sorting the term-major keys groups each term's
+    documents, and the sort is most of a build's time: so keys are 32-bit where they fit, and a token
+    that stands for several (``times``, below 8) is sorted once with its multiplicity in the key's low
+    bits, instead of once per copy.
+    """
+    width = max(num_docs, 1)
+    if times is None:
+        key_type = np.uint32 if (int(ids.max(initial=0)) + 1) * width < 2**32 else np.int64
+        keys, tf = np.unique(
+            ids.astype(key_type) * key_type(width) + doc_of_token.astype(key_type), return_counts=True
+        )
+        keys = keys.astype(np.int64)
+    else:
+        if len(times) and (times.min() < 1 or times.max() >= 1 << _TIMES_BITS):
+            raise ValueError(f"times must be in [1, {1 << _TIMES_BITS})")
+        packed = np.sort(((ids * width + doc_of_token) << _TIMES_BITS) | times)
+        keys = packed >> _TIMES_BITS
+        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        tf = np.add.reduceat(packed & ((1 << _TIMES_BITS) - 1), starts) if len(starts) else keys
+        keys = keys[starts]
+    terms, docs = np.divmod(keys, width)
+    return docs, terms, tf
+
+
+#: Documents whose fills ``postings_from_fills`` turns into postings at a time.
+_FILL_CHUNK_DOCS = 1 << 16
+
+
+def postings_from_fills(
+    num_docs: int,
+    values: Sequence[str],
+    fills: Sequence[tuple[np.ndarray, np.ndarray, int]],
+    common: str = "",
+) -> Postings:
+    """The postings of documents assembled from a table of ``values``, without building their text.
+
+    Every document holds the text ``common``; besides, fill ``(docs, ids, times)`` puts ``values[ids[j]]``
+    ``times`` times (1 to 7) into document ``docs[j]`` (``docs`` ascending).  A document's terms are the
+    ``analyze`` terms of all its text, as often as it holds them.  That is ``collect_postings`` of the
+    documents' text whenever the text joins its values with separators that are not letters or digits
+    (so no token spans two values).
+
+    Why: a generated catalogue knows its products' parts, and this skips formatting and tokenising
+    millions of texts.  Each distinct value is analysed once, documents get their term ids by array
+    gathers, and the terms of ``common`` (in every document) are counted in a dense table instead of
+    being sorted with the rest.  Term ids are numbered from ``common`` and the table, not by first
+    appearance in the text, which changes no score and no search result.
+    """
+    vocab: dict[str, int] = {}
+    common_counts = Counter(vocab.setdefault(term, len(vocab)) for term in analyze(common))
+    dense = len(vocab)  # terms 0 .. dense-1 are in every document
+    base = np.array([common_counts[t] for t in range(dense)], dtype=np.int64)
+    value_terms = [[vocab.setdefault(term, len(vocab)) for term in analyze(value)] for value in values]
+    lengths = np.array([len(terms) for terms in value_terms], dtype=np.int64)
+    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+    flat = np.array([t for terms in value_terms for t in terms], dtype=np.int64)
+    builder = _PostingsBuilder()
+    for lo in range(0, num_docs, _FILL_CHUNK_DOCS):
+        size = min(lo + _FILL_CHUNK_DOCS, num_docs) - lo
+        doc_parts, id_parts, times_parts = [], [], []
+        for docs, ids, times in fills:
+            first, last = np.searchsorted(docs, (lo, lo + size))
+            chunk_ids = ids[first:last]
+            token_counts = lengths[chunk_ids]
+            doc_parts.append(np.repeat(docs[first:last] - lo, token_counts))
+            # Token j of fill item i sits at offsets[value_i] + (j - where item i's tokens start).
+            item_starts = np.cumsum(token_counts) - token_counts
+            at = np.repeat(offsets[chunk_ids] - item_starts, token_counts) + np.arange(token_counts.sum())
+            id_parts.append(flat[at])
+            times_parts.append(np.full(len(at), times, dtype=np.int64))
+        doc_of_token, ids, times = map(np.concatenate, (doc_parts, id_parts, times_parts))
+        in_common = ids < dense
+        table = np.bincount(
+            ids[in_common] * size + doc_of_token[in_common], weights=times[in_common], minlength=dense * size
+        )
+        table = table.reshape(dense, size).astype(np.int64) + base[:, None]  # (term, doc): every doc has them
+        rest = ~in_common
+        docs, terms, tf = _count_terms(doc_of_token[rest], ids[rest], size, times[rest])
+        # The dense block holds terms 0 .. dense-1, all the others come after: still sorted by term.
+        builder.add(
+            np.concatenate((np.tile(np.arange(size, dtype=np.int64), dense), docs)),
+            np.concatenate((np.repeat(np.arange(dense, dtype=np.int64), size), terms)),
+            np.concatenate((table.ravel(), tf)),
+            table.sum(axis=0) + np.bincount(docs, weights=tf, minlength=size).astype(np.int64),
+        )
+    return builder.finish(vocab)
+
+
+class _PostingsBuilder:
+    """Postings gathered chunk by chunk of documents, then placed in term-major order."""
+
+    def __init__(self) -> None:
+        self.terms: list[np.ndarray] = []
+        self.docs: list[np.ndarray] = []
+        self.counts: list[np.ndarray] = []
+        self.lengths: list[np.ndarray] = []
+        self.first_doc = 0
+
+    def add(self, docs: np.ndarray, terms: np.ndarray, tf: np.ndarray, lengths: np.ndarray) -> None:
+        """One chunk of documents: its (document, term, frequency) triples and each document's length.
+
+        Documents are numbered from 0 within the chunk; triples come sorted by term, then document.
+        """
+        self.lengths.append(lengths)
+        self.terms.append(terms.astype(np.int32))
+        self.docs.append((docs + self.first_doc).astype(np.int32))
+        self.counts.append(tf.astype(np.int32))
+        self.first_doc += len(lengths)
+
+    def finish(self, vocab: dict[str, int]) -> Postings:
+        """The postings of all chunks, sorted by term and by document within a term; chunks are consumed."""
+        if not self.lengths:
+            empty = np.zeros(0, dtype=np.int32)
+            return Postings(empty, empty, empty, np.zeros(0, dtype=np.int64), vocab)
+        # Each term's postings get one block of the output, filled chunk by chunk (chunks come in
+        # document order, so each block stays in document order).  A chunk's arrays are dropped once
+        # placed, so this adds two arrays to the postings, not a global sort's four.
+        df = np.zeros(len(vocab), dtype=np.int64)
+        for chunk_terms in self.terms:
+            df += np.bincount(chunk_terms, minlength=len(vocab))
+        cursor = np.concatenate(([0], np.cumsum(df)[:-1])).astype(np.int64)
+        sorted_docs = np.empty(int(df.sum()), dtype=np.int32)
+        sorted_tf = np.empty_like(sorted_docs)
+        while self.terms:
+            chunk_terms, chunk_docs, chunk_tf = self.terms.pop(0), self.docs.pop(0), self.counts.pop(0)
+            counts = np.bincount(chunk_terms, minlength=len(vocab))
+            # A triple's place: its term's block, after what earlier chunks put there and after the
+            # chunk's earlier triples of the same term.
+            within = np.arange(len(chunk_terms)) - np.repeat(np.cumsum(counts) - counts, counts)
+            places = cursor[chunk_terms] + within
+            sorted_docs[places] = chunk_docs
+            sorted_tf[places] = chunk_tf
+            cursor += counts
+        sorted_terms = np.repeat(np.arange(len(vocab), dtype=np.int32), df)
+        return Postings(sorted_terms, sorted_docs, sorted_tf, np.concatenate(self.lengths), vocab)
 
 
 #: Postings whose BM25 weights are computed at a time (in float64, then stored as float32).
@@ -159,14 +277,15 @@ class BM25Index:
 
     def __init__(
         self,
-        documents: Iterable[str],
+        documents: Iterable[str] | Postings,
         *,
         k1: float = 0.9,
         b: float = 0.4,
         max_results: int = SEARCH_RETURN_N,
         cache_size: int = 4096,
     ) -> None:
-        postings = collect_postings(documents)
+        """Index ``documents``: strings (analysed here), or their postings already collected."""
+        postings = documents if isinstance(documents, Postings) else collect_postings(documents)
         lengths = postings.lengths
         self.num_docs = len(lengths)
         self.max_results = max_results

@@ -90,6 +90,38 @@ def test_synthetic_catalogue_sizes_and_goals(size: int):
         catalog.goals[len(catalog.goals)]
 
 
+def test_the_generated_index_is_the_index_of_the_products_text(monkeypatch):
+    import numpy as np
+
+    from webshop_server import search
+    from webshop_server.search import BM25Index
+
+    monkeypatch.setattr(search, "_FILL_CHUNK_DOCS", 700)  # several chunks, the last one partial
+    catalog = generate_catalog(num_products=3000, seed=4)
+    from_text = BM25Index([p.search_text() for p in catalog.products])
+    generated = catalog.index
+    assert set(generated.vocab) == set(from_text.vocab)
+    for term, text_id in from_text.vocab.items():  # same postings and weights, whatever the term ids
+        ours, theirs = generated.vocab[term], text_id
+        mine = slice(generated._starts[ours], generated._starts[ours + 1])
+        want = slice(from_text._starts[theirs], from_text._starts[theirs + 1])
+        assert np.array_equal(generated._docs[mine], from_text._docs[want]), term
+        assert np.array_equal(generated._weights[mine], from_text._weights[want]), term
+    for goal in itertools.islice(catalog.goals, 0, None, 97):
+        query = f"{goal['query']} {' '.join(goal['attributes'])}"
+        assert generated.search(query) == from_text.search(query)
+
+
+def test_generated_asins_are_distinct_even_when_codes_collide(monkeypatch):
+    import numpy as np
+
+    from webshop_server import synthetic
+
+    monkeypatch.setattr(synthetic, "_ASIN_LENGTH", 1)  # 36 codes: 36 products must use every one
+    asins = synthetic._asins(np.random.default_rng(0), 36)
+    assert sorted(asins) == sorted(f"B0{c}" for c in synthetic._ASIN_CHARS)
+
+
 def test_synthetic_goal_weights_match_the_goal_dicts(synthetic_catalog: Catalog):
     weights = synthetic_catalog.goals.weights()
     assert len(weights) == len(synthetic_catalog.goals)

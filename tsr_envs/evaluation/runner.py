@@ -420,16 +420,17 @@ def _records_out_of_gc() -> Iterator[Callable[[], None]]:
     Every record is hundreds of small dicts and lists that live until ``evaluate`` returns, and each full
     collection triggered by the envs' own allocations walks all of them again: measured, that was most of
     the harness's cost over a plain loop.  The yielded function moves everything alive into the
-    permanent generation (``gc.freeze``) after each task; on exit it all goes back.  A process that froze
-    objects itself before the run is left alone.
+    permanent generation (``gc.freeze``) after each task; on exit it all goes back, unless the process had
+    frozen objects of its own before the run (building a WebShop catalogue does): then nothing is
+    unfrozen, since that would unfreeze the caller's objects too.  Frozen objects are still freed when
+    nothing refers to them any more; only reference cycles among them wait for an unfreeze.
     """
-    if gc.get_freeze_count():
-        yield lambda: None
-        return
+    frozen_before = gc.get_freeze_count()
     try:
         yield gc.freeze
     finally:
-        gc.unfreeze()
+        if not frozen_before:
+            gc.unfreeze()
 
 
 def _progress_bar(total: int, show: bool) -> Any:
