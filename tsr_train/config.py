@@ -61,13 +61,14 @@ class RolloutConfig:
     selection: str = "argmax"
     #: softmax selection only: the temperature of the softmax over candidate values
     selection_temperature: float = 0.1
-    #: trajectories of each group rolled out naively (the rest with the search; ignored by naive runs).
-    #: Why 1 by default: GRPO learns from the contrast inside a group, and a group of search-built
-    #: trajectories loses it twice: the search hides the policy's own mistakes, and once the search
-    #: succeeds on an instance the whole group succeeds, whatever the policy alone would do.  One naive
-    #: member keeps both in view.  Measured with best-of-4 and GRPO (TSR study), final success with 0 vs
-    #: 1: a fixed hard map 0.518 vs 0.983 (3 seeds), deterministic random maps 0.385 vs 0.640 (seeds 0-1),
-    #: slippery random maps 0.15 vs 0.185 (seed 0).  Not measured with PPO, where it applies the same way.
+    # Why 1 by default: GRPO learns from the contrast inside a group, and a group of search-built
+    # trajectories loses it twice: the search hides the policy's own mistakes, and once the search
+    # succeeds on an instance the whole group succeeds, whatever the policy alone would do.  One naive
+    # member keeps both in view.  Measured with best-of-4 and GRPO (TSR study), final success with 0 vs
+    # 1: a fixed hard map 0.518 vs 0.983 (3 seeds), deterministic random maps 0.385 vs 0.640 (seeds 0-1),
+    # slippery random maps 0.15 vs 0.185 (seed 0).  Not measured with PPO, where it applies the same way.
+    #: trajectories of each group rolled out naively (the rest with the search; naive runs ignore it):
+    #: they keep the policy's own mistakes and a reward spread in every group
     naive_mix: int = 1
 
     def __post_init__(self) -> None:
