@@ -65,7 +65,7 @@ class RolloutConfig:
     # trajectories loses it twice: the search hides the policy's own mistakes, and once the search
     # succeeds on an instance the whole group succeeds, whatever the policy alone would do.  One naive
     # member keeps both in view.  Measured with best-of-4 and GRPO (TSR study), final success with 0 vs
-    # 1: a fixed hard map 0.518 vs 0.983 (3 seeds), deterministic random maps 0.385 vs 0.640 (seeds 0-1),
+    # 1: a fixed hard map 0.518 vs 0.983 (3 seeds), deterministic random maps 0.346 vs 0.616 (4 seeds),
     # slippery random maps 0.15 vs 0.185 (seed 0).  Not measured with PPO, where it applies the same way.
     #: trajectories of each group rolled out naively (the rest with the search; naive runs ignore it):
     #: they keep the policy's own mistakes and a reward spread in every group
