@@ -21,10 +21,11 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 from pathlib import Path
 
 from tsr_train.config import GRPOSettings, PPOSettings, RolloutConfig, TrainConfig
-from tsr_train.study import StudyConfig, run, summarise, variants_markdown
+from tsr_train.study import RecipeMismatch, StudyConfig, run, summarise, variants_markdown
 
 
 def parse_args() -> tuple[StudyConfig, tuple[int, int], bool, str | None]:
@@ -94,7 +95,10 @@ def main() -> None:
         print(table)
         return
     if not summarise_only:
-        run(config, shard=shard)
+        try:
+            run(config, shard=shard)
+        except RecipeMismatch as error:
+            sys.exit(f"tsr_study: {error}")
     summarise(config)
     print((Path(config.out_dir) / "results.md").read_text())
 

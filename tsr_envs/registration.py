@@ -11,6 +11,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from tsr_envs.frozenlake.maps import HARD_MAPS
+
 NAMESPACE = "tsr"
 
 
@@ -46,6 +48,13 @@ SPECS: tuple[EnvSpec, ...] = (
     ),
     EnvSpec(
         "FrozenLake-Deterministic-v0", _FROZENLAKE, {"size": 4, "is_slippery": False}, max_episode_steps=100
+    ),
+    # Rare rewards: four hand-made maps, no slips, each a narrow path of six or nine moves between holes.
+    EnvSpec(
+        "FrozenLake-Hard-v0",
+        _FROZENLAKE,
+        {"maps": HARD_MAPS, "is_slippery": False},
+        max_episode_steps=100,
     ),
     EnvSpec("Sokoban-v0", _SOKOBAN, {"dim_room": (6, 6), "num_boxes": 1}, max_episode_steps=100),
     EnvSpec("Sokoban-8x8-2box-v0", _SOKOBAN, {"dim_room": (8, 8), "num_boxes": 2}, max_episode_steps=100),

@@ -95,6 +95,47 @@ class StudyConfig:
         return [(env, algo, seed) for env in self.envs for algo in self.algos for seed in self.seeds]
 
 
+class RecipeMismatch(ValueError):
+    """The study folder holds runs trained with another recipe than the one asked for now."""
+
+
+def check_recipe(config: StudyConfig) -> None:
+    """Refuse to add cells to a folder whose runs were trained with a different recipe.
+
+    A study compares cells, so every cell in one folder must share the recipe; a default that changed
+    between sessions (``naive_mix`` did) would otherwise put new cells beside old ones silently.  Each run
+    already in the folder is compared, field by field, with the configuration this study would give the
+    same cell; only ``steps`` may differ (the equal-token runs train further).
+    """
+    from tsr_train.cli import CONFIG_FILE
+
+    for saved in sorted((Path(config.out_dir) / "runs").glob(f"*/*/*/*/{CONFIG_FILE}")):
+        previous = TrainConfig.load(saved)
+        rollout = previous.rollout
+        mine = config.train_config(
+            rollout.env_id, previous.algo, rollout.search, previous.seed, previous.steps
+        )
+        changed = _differences(previous.to_dict(), mine.to_dict())
+        if changed:
+            details = "; ".join(f"{name}: {old!r} there, {new!r} now" for name, old, new in changed)
+            raise RecipeMismatch(
+                f"{saved.parent} was trained with another recipe ({details}). Pass the same --set "
+                "overrides (and --model, --steps) to resume this study, or choose another --out."
+            )
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted name, old value, new value) for every leaf that differs between two nested dicts."""
+    changed = []
+    for key in sorted(old.keys() | new.keys()):
+        before, after = old.get(key), new.get(key)
+        if isinstance(before, dict) and isinstance(after, dict):
+            changed += _differences(before, after, f"{prefix}{key}.")
+        elif before != after:
+            changed.append((f"{prefix}{key}", before, after))
+    return changed
+
+
 def _read(path: Path) -> list[dict]:
     return read_metrics(path)  # the same one-JSON-object-per-line format
 
@@ -160,6 +201,7 @@ def run(config: StudyConfig, *, shard: tuple[int, int] = (0, 1), log=print) -> P
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = dataclasses.replace(config, model=str(resolve_model(config.model)))
+    check_recipe(config)
     (out / "study.json").write_text(
         json.dumps({**dataclasses.asdict(config), "model_manifest": read_manifest(config.model)}, indent=2)
         + "\n"

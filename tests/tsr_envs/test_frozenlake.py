@@ -10,7 +10,7 @@ from gymnasium.envs.toy_text.frozen_lake import MAPS
 import tsr_envs  # noqa: F401
 from tsr_envs.frozenlake import FrozenLakeEnv, LakeMap, random_map
 from tsr_envs.frozenlake.env import ACTIONS
-from tsr_envs.frozenlake.maps import UNREACHABLE
+from tsr_envs.frozenlake.maps import HARD_MAPS, UNREACHABLE
 
 MAP_8X8 = MAPS["8x8"]
 
@@ -141,11 +141,33 @@ def test_valid_prefix_is_kept_when_a_later_action_is_illegal():
         {"desc": ["SX", "FG"]},
         {"desc": ["SF", "F"]},
         {"desc": ["FF"]},
+        {"maps": []},
+        {"maps": "SF\nFG"},
+        {"desc": ["SG"], "maps": [["SG"]]},
+        {"maps": [["SG"], ["SF", "FH"]]},
     ],
 )
 def test_bad_arguments_are_clear_errors(kwargs):
     with pytest.raises(ValueError):
         FrozenLakeEnv(**kwargs)
+
+
+def test_a_set_of_maps_is_drawn_by_the_seed_and_every_hard_map_is_solvable():
+    env = gym.make("tsr/FrozenLake-Hard-v0")
+    drawn = {}
+    for seed in range(60):
+        observation, _ = env.reset(seed=seed)
+        drawn.setdefault(env.unwrapped._task.lake, []).append(seed)
+        assert env.reset(seed=seed)[0] == observation  # the same seed, the same map
+    assert set(drawn) == {LakeMap.from_desc(desc) for desc in HARD_MAPS}
+    for lake, seeds in drawn.items():
+        env.reset(seed=seeds[0])
+        plan = env.unwrapped.optimal_actions()
+        assert len(plan) == lake.distance[env.unwrapped._position] >= 6
+        *_, terminated, _, info = env.step(" || ".join(plan[:2]))  # two actions a turn by default
+        while not terminated:
+            *_, terminated, _, info = env.step(" || ".join(env.unwrapped.optimal_actions()[:2]))
+        assert info["success"]
 
 
 def test_lake_map_accepts_gymnasium_desc_forms():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -151,3 +152,20 @@ def test_variants_table_compares_each_override_with_the_default_on_the_same_seed
     assert row.startswith("| selection=softmax | FrozenLake-Classic-v0 | GRPO | best-of-4 | 0,1 | 0.600")
     assert "0.200 ±" in row  # the default best-of-4 on seeds 0 and 1 only, not seed 2
     assert row.endswith("0.000 ± 0.000 |")
+
+
+def test_study_refuses_to_resume_a_folder_trained_with_another_recipe(tmp_path):
+    from tsr_train.study import RecipeMismatch, check_recipe
+
+    study = {"envs": ("tsr/FrozenLake-v0",), "algos": ("grpo",), "model": "a/model"}
+    config = StudyConfig(**study, out_dir=str(tmp_path / "study"))
+    cell = config.train_config("tsr/FrozenLake-v0", "grpo", "best-of-4", 3)
+    cell_dir = config.cell_dir("tsr/FrozenLake-v0", "grpo", "best-of-4", 3)
+    cell_dir.mkdir(parents=True)
+    cell.save(cell_dir / "config.json")
+    check_recipe(config)  # the same recipe: resuming is fine
+    old_default = dataclasses.replace(cell, rollout=dataclasses.replace(cell.rollout, naive_mix=0))
+    old_default.save(cell_dir / "config.json")
+    with pytest.raises(RecipeMismatch, match=r"rollout\.naive_mix: 0 there, 1 now"):
+        run(config, log=lambda line: None)
+    check_recipe(dataclasses.replace(config, rollout_overrides={"naive_mix": 0}))  # the fix it names

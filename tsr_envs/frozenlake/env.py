@@ -9,6 +9,7 @@ gives the same slips as ``gymnasium.make("FrozenLake-v1", desc=..., is_slippery=
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from tsr_envs.core import TextEnv, Transition
@@ -32,7 +33,11 @@ class LakeTask(NamedTuple):
 
 
 class FrozenLakeEnv(TextEnv):
-    """FrozenLake with random solvable maps from the seed, or a fixed Gymnasium-style ``desc``.
+    """FrozenLake with random solvable maps from the seed, a fixed Gymnasium-style ``desc``, or ``maps``.
+
+    ``maps`` is a fixed set of ``desc`` maps; each episode's seed picks one of them uniformly (then the
+    start cell, as with ``desc``).  It serves a small curriculum of hand-made instances that, unlike one
+    fixed map, the policy has to tell apart by reading the board.
 
     Defaults follow RAGEN's current FrozenLake: 4×4, frozen probability ``p=0.8``, random start and goal,
     slippery with ``success_rate=0.8``.  Rewards are Gymnasium's: 1 for reaching the goal, 0 otherwise;
@@ -47,6 +52,7 @@ class FrozenLakeEnv(TextEnv):
         size: int = 4,
         p: float = 0.8,
         desc: list[str] | str | None = None,
+        maps: Sequence[Sequence[str] | str] | None = None,
         is_slippery: bool = True,
         success_rate: float = 0.8,
         **kwargs: Any,
@@ -54,10 +60,16 @@ class FrozenLakeEnv(TextEnv):
         super().__init__(**kwargs)
         if not 0.0 < success_rate <= 1.0:
             raise ValueError(f"success_rate must be in (0, 1], got {success_rate!r}")
-        self.fixed_map = None if desc is None else LakeMap.from_desc(desc)
-        if self.fixed_map is None:
+        if desc is not None and maps is not None:
+            raise ValueError("give either desc (one map) or maps (a set of maps), not both")
+        if maps is not None and (isinstance(maps, str) or not maps):
+            raise ValueError("maps must be a non-empty list of maps, each a list of row strings")
+        descs = [desc] if desc is not None else list(maps or [])
+        #: the fixed maps the seed chooses from; empty for random maps
+        self.fixed_maps: tuple[LakeMap, ...] = tuple(LakeMap.from_desc(each) for each in descs)
+        if not self.fixed_maps:
             check_random_map_parameters(size, p)
-        self.size = size if self.fixed_map is None else self.fixed_map.nrow
+        self.size = max((lake.nrow for lake in self.fixed_maps), default=size)
         self.p = p
         self.is_slippery = bool(is_slippery)
         self.success_rate = float(success_rate)
@@ -70,7 +82,12 @@ class FrozenLakeEnv(TextEnv):
 
     # -- instance
     def _new_task(self, options: dict[str, Any]) -> None:
-        lake = self.fixed_map or random_map(self.size, self.p, self.np_random)
+        if not self.fixed_maps:
+            lake = random_map(self.size, self.p, self.np_random)
+        elif len(self.fixed_maps) == 1:
+            lake = self.fixed_maps[0]  # no draw for the map, so the slips stay Gymnasium's
+        else:
+            lake = self.fixed_maps[int(self.np_random.integers(len(self.fixed_maps)))]
         starts = lake.starts()
         # Gymnasium draws the start uniformly over the S cells with one uniform number.
         start = starts[min(int(self.np_random.random() * len(starts)), len(starts) - 1)]
