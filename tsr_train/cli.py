@@ -210,9 +210,8 @@ def check_config(config: TrainConfig, *, resume: bool) -> None:
             raise UsageError(
                 f"nothing to resume in {out}: no {CONFIG_FILE} (drop --resume to start a new run)"
             )
-        previous = TrainConfig.load(saved).to_dict()
-        mine = config.to_dict()
-        changed = sorted(k for k in mine if k != "steps" and previous.get(k) != mine[k])
+        changes = TrainConfig.load(saved).differences(config)
+        changed = [name for name, _, _ in changes if name != "steps"]
         if changed:
             raise UsageError(f"--resume with a different configuration ({', '.join(changed)}) than {saved}")
         done = checkpoint_step(latest_checkpoint(out))

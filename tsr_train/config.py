@@ -205,6 +205,10 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def differences(self, other: TrainConfig) -> list[tuple[str, Any, Any]]:
+        """(dotted field name, this value, the other's) for every field the two set differently."""
+        return _leaf_differences(self.to_dict(), other.to_dict())
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         nested = {"rollout": RolloutConfig, "grpo": GRPOSettings, "ppo": PPOSettings}
@@ -222,6 +226,17 @@ class TrainConfig:
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
         return cls.from_dict(json.loads(path.read_text()))
+
+
+def _leaf_differences(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    changed = []
+    for key in sorted(old.keys() | new.keys()):
+        before, after = old.get(key), new.get(key)
+        if isinstance(before, dict) and isinstance(after, dict):
+            changed += _leaf_differences(before, after, f"{prefix}{key}.")
+        elif before != after:
+            changed.append((f"{prefix}{key}", before, after))
+    return changed
 
 
 def latest_checkpoint(out_dir: str | Path) -> Path | None:

@@ -115,25 +115,13 @@ def check_recipe(config: StudyConfig) -> None:
         mine = config.train_config(
             rollout.env_id, previous.algo, rollout.search, previous.seed, previous.steps
         )
-        changed = _differences(previous.to_dict(), mine.to_dict())
+        changed = previous.differences(mine)
         if changed:
             details = "; ".join(f"{name}: {old!r} there, {new!r} now" for name, old, new in changed)
             raise RecipeMismatch(
                 f"{saved.parent} was trained with another recipe ({details}). Pass the same --set "
                 "overrides (and --model, --steps) to resume this study, or choose another --out."
             )
-
-
-def _differences(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """(dotted name, old value, new value) for every leaf that differs between two nested dicts."""
-    changed = []
-    for key in sorted(old.keys() | new.keys()):
-        before, after = old.get(key), new.get(key)
-        if isinstance(before, dict) and isinstance(after, dict):
-            changed += _differences(before, after, f"{prefix}{key}.")
-        elif before != after:
-            changed.append((f"{prefix}{key}", before, after))
-    return changed
 
 
 def _read(path: Path) -> list[dict]:

@@ -93,7 +93,7 @@ def test_train_then_resume_end_to_end(capsys, base, tmp_path):
     code, _, err = run_cli(capsys, *ppo, "--search", "best-of-2", "--resume")
     assert code == 2 and "already has 1 steps; pass a larger --steps" in err
     code, _, err = run_cli(capsys, *ppo, "--search", "naive", "--resume")
-    assert code == 2 and "different configuration (rollout)" in err
+    assert code == 2 and "different configuration (rollout.search)" in err
     flags = [*ppo, "--search", "best-of-2", "--resume"]
     flags[flags.index("--steps") + 1] = "2"
     code, _, err = run_cli(capsys, *flags)
