@@ -15,7 +15,10 @@ One training step:
 4. put the trajectory's reward on its last model token, minus ``kl_coef`` x the per-token KL estimate;
 5. run GAE over the model tokens only: environment tokens are context, not actions, so they are skipped
    and the next model token is the next time step, whichever turn it belongs to;
-6. ``epochs`` x ``minibatches`` clipped policy + clipped value updates.
+6. ``epochs`` x ``minibatches`` clipped policy + clipped value updates;
+7. a trust region (``max_kl``): while the updated policy's exact KL from the rollout policy, over the whole
+   vocabulary at each model token of the batch, exceeds ``max_kl``, the step is halved (or, after four
+   halvings, undone).
 
 As with GRPO, a search's tokens are scored as if the model had sampled them (old log-probs are recomputed,
 not the sampling ones), so the search acts as a better behaviour policy and PPO's objective is unchanged.
@@ -106,6 +109,13 @@ def token_logprobs(agent: nn.Module, batch: Batch, rows, temperature: float, wit
     return logprobs, values[:, :-1].float(), entropy
 
 
+def action_distributions(agent: nn.Module, batch: Batch, temperature: float) -> torch.Tensor:
+    """Log-probabilities over the whole vocabulary at every model-token position of ``batch``: ``(N, V)``."""
+    logits, _ = agent(batch.input_ids, batch.attention_mask)
+    at_actions = logits[:, :-1][batch.action_mask.bool()]
+    return torch.log_softmax(at_actions.float() / temperature, dim=-1)
+
+
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
 
@@ -133,6 +143,52 @@ def gae(
         advantages[row, steps] = torch.tensor(row_advantages, dtype=values.dtype, device=values.device)
     returns = (advantages + values) * mask
     return advantages, returns
+
+
+#: the step fractions the trust region tries, longest first; when none is close enough the step is undone
+STEP_FRACTIONS = (1.0, 0.5, 0.25, 0.125, 0.0625)
+
+
+def exact_kl(
+    agent: nn.Module, batch: Batch, behaviour: torch.Tensor, temperature: float, accelerator
+) -> float:
+    """KL(behaviour || agent) over the vocabulary, averaged over the model tokens of all processes."""
+    with torch.no_grad(), accelerator.autocast():
+        current = action_distributions(agent, batch, temperature)
+        kl_sum = (behaviour.exp() * (behaviour - current)).sum()
+        count = torch.tensor(float(len(current)), device=kl_sum.device)
+        kl_sum, count = accelerator.reduce(torch.stack([kl_sum, count]), "sum")
+    return (kl_sum / count.clamp(min=1.0)).item()
+
+
+def trust_region(
+    agent: nn.Module,
+    unwrapped: nn.Module,
+    batch: Batch,
+    behaviour: torch.Tensor,
+    weights_before: list[torch.Tensor],
+    max_kl: float,
+    temperature: float,
+    accelerator,
+) -> tuple[float, float]:
+    """Backtrack the step's update (a line search, as in TRPO) until its exact KL is at most ``max_kl``.
+
+    The weights become ``before + f * (after - before)`` for the first fraction ``f`` of
+    ``STEP_FRACTIONS`` that is close enough, or ``before`` (``f = 0``) if none is.  The optimizer keeps
+    its moments: they are statistics of the gradients seen, whatever step was taken.  Returns ``(f, kl)``.
+    """
+    agent.eval()
+    params = list(unwrapped.parameters())
+    weights_after = [p.detach().clone() for p in params]
+    for fraction in (*STEP_FRACTIONS, 0.0):
+        if fraction < 1.0:
+            with torch.no_grad():
+                for p, before, after in zip(params, weights_before, weights_after, strict=True):
+                    p.copy_(before + fraction * (after - before))
+        step_kl = exact_kl(agent, batch, behaviour, temperature, accelerator)
+        if step_kl <= max_kl or fraction == 0.0:
+            return fraction, step_kl
+    raise AssertionError("unreachable: the last fraction, 0, always returns")
 
 
 class StepCounter:
@@ -255,6 +311,10 @@ def train_ppo(
                 advantages = (advantages - mean) / (std + 1e-8) * mask
 
         # 6. Clipped policy and value updates.
+        if ppo.max_kl > 0:
+            with torch.no_grad(), accelerator.autocast():
+                behaviour = action_distributions(agent, batch, rollout.temperature)
+            weights_before = [p.detach().clone() for p in unwrapped.parameters()]
         agent.train()
         stats: dict[str, list[float]] = {
             k: []
@@ -292,6 +352,19 @@ def train_ppo(
                     stats["clip_frac"].append(masked_mean(clipped_tokens, m).item())
                     stats["loss"].append(loss.item())
                     stats["grad_norm"].append(float(grad_norm))
+        # 7. The trust region: shorten the step until the policy stays close to the one that rolled out.
+        if ppo.max_kl > 0:
+            fraction, step_kl = trust_region(
+                agent,
+                unwrapped,
+                batch,
+                behaviour,
+                weights_before,
+                ppo.max_kl,
+                rollout.temperature,
+                accelerator,
+            )
+            stats["trust/kl"], stats["trust/step_fraction"] = [step_kl], [fraction]
         counter.step += 1
 
         metrics = rollout_metrics(rollout_batch, rollout.reward)

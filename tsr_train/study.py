@@ -105,7 +105,8 @@ def check_recipe(config: StudyConfig) -> None:
     A study compares cells, so every cell in one folder must share the recipe; a default that changed
     between sessions (``naive_mix`` did) would otherwise put new cells beside old ones silently.  Each run
     already in the folder is compared, field by field, with the configuration this study would give the
-    same cell; only ``steps`` may differ (the equal-token runs train further).
+    same cell; only ``steps`` may differ (the equal-token runs train further), and ``out_dir``, so that a
+    study folder can be moved or cloned elsewhere and resumed there.
     """
     from tsr_train.cli import CONFIG_FILE
 
@@ -115,7 +116,7 @@ def check_recipe(config: StudyConfig) -> None:
         mine = config.train_config(
             rollout.env_id, previous.algo, rollout.search, previous.seed, previous.steps
         )
-        changed = previous.differences(mine)
+        changed = [change for change in previous.differences(mine) if change[0] != "out_dir"]
         if changed:
             details = "; ".join(f"{name}: {old!r} there, {new!r} now" for name, old, new in changed)
             raise RecipeMismatch(

@@ -54,6 +54,7 @@ def test_value_loss_reaches_the_trunk_only_when_not_detached(tiny_model_dir, det
 def test_ppo_steps_change_weights_and_log_finite_metrics(tiny_model_dir, tmp_path):
     config = tiny_config(tiny_model_dir, tmp_path / "run", "ppo", rollout_filter_ratio=0.5)
     config.ppo.kl_coef = 0.05
+    config.ppo.max_kl = 0.0  # no trust region: every step must move the weights
     final = train(config)
     assert not same_weights(weights(final), weights(tiny_model_dir))
     records = assert_finite_metrics(
@@ -73,6 +74,73 @@ def test_ppo_steps_change_weights_and_log_finite_metrics(tiny_model_dir, tmp_pat
     assert records[0]["filter/kept_fraction"] == 0.5
     assert records[1]["kl_ref"] != 0.0  # the policy moved away from the frozen reference after one step
     assert (tmp_path / "run" / "learning_curve.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("max_kl", [1e-9, 1e3])
+def test_trust_region_shortens_or_undoes_steps_that_move_the_policy_too_far(tiny_model_dir, tmp_path, max_kl):
+    config = tiny_config(tiny_model_dir, tmp_path / "run", "ppo")
+    config.ppo.max_kl = max_kl
+    final = train(config)
+    records = assert_finite_metrics(tmp_path / "run", 2, "trust/kl", "trust/step_fraction")
+    if max_kl < 1e-6:  # no fraction of any step is that close: every step undone, the weights unchanged
+        assert [r["trust/step_fraction"] for r in records] == [0.0, 0.0]
+        assert [r["trust/kl"] for r in records] == [0.0, 0.0]
+        assert same_weights(weights(final), weights(tiny_model_dir))
+    else:
+        assert [r["trust/step_fraction"] for r in records] == [1.0, 1.0]
+        assert all(r["trust/kl"] > 0 for r in records)
+        assert not same_weights(weights(final), weights(tiny_model_dir))
+
+
+def test_trust_region_takes_the_longest_fraction_of_the_step_within_the_bound():
+    from accelerate import Accelerator
+
+    from tsr_train.ppo import action_distributions, trust_region
+
+    torch.manual_seed(0)
+    agent = ToyAgent()
+    t = Trajectory("tsr/FrozenLake-v0", 0, prompt_ids=[1, 2], completion_ids=[3, 4, 5], env_mask=[1, 1, 1])
+    batch = make_batch([t], [1.0], pad_id=0, device="cpu")
+    before = agent.logits.detach().clone()
+    update = torch.randn_like(before)
+
+    def kl_after(fraction: float) -> float:
+        with torch.no_grad():
+            agent.logits.copy_(before + fraction * update)
+            moved = action_distributions(agent, batch, 1.0)
+        return float((behaviour.exp() * (behaviour - moved)).sum(-1).mean())
+
+    with torch.no_grad():
+        behaviour = action_distributions(agent, batch, 1.0)
+    half, quarter = kl_after(0.5), kl_after(0.25)
+    kl_after(1.0)  # the agent as the optimizer left it
+    bound = (half + quarter) / 2  # the half step goes too far, the quarter step does not
+    accelerator = Accelerator(cpu=True)
+    fraction, step_kl = trust_region(agent, agent, batch, behaviour, [before], bound, 1.0, accelerator)
+    assert fraction == 0.25 and step_kl == pytest.approx(quarter, rel=1e-5)
+    assert torch.allclose(agent.logits, before + 0.25 * update)
+
+
+def test_a_run_saved_before_the_trust_region_loads_without_one(tmp_path):
+    from tsr_train.config import PPOSettings, TrainConfig
+
+    saved = TrainConfig(algo="ppo").to_dict()
+    del saved["ppo"]["max_kl"]  # what configs saved before the field existed look like
+    assert TrainConfig.from_dict(saved).ppo.max_kl == 0.0
+    assert TrainConfig.from_dict(TrainConfig(algo="ppo").to_dict()).ppo.max_kl == PPOSettings().max_kl > 0
+
+
+class ToyAgent(torch.nn.Module):
+    """A policy whose logits depend on the position only: the smallest thing with an exact KL."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logits = torch.nn.Parameter(torch.randn(5, 8))
+
+    def forward(self, input_ids, attention_mask):
+        logits = self.logits[: input_ids.shape[1]].expand(input_ids.shape[0], -1, -1)
+        return logits, torch.zeros(input_ids.shape)
 
 
 @pytest.mark.slow

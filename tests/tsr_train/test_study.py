@@ -154,14 +154,19 @@ def test_variants_table_compares_each_override_with_the_default_on_the_same_seed
     assert row.endswith("0.000 ± 0.000 |")
 
 
+def _study_with_one_grpo_cell(tmp_path, search: str, seed: int):
+    """A study folder (not trained) and one of its cells: its config and the folder it is saved in."""
+    study = {"envs": ("tsr/FrozenLake-v0",), "algos": ("grpo",), "model": "a/model"}
+    config = StudyConfig(**study, out_dir=str(tmp_path / "study"))
+    cell_dir = config.cell_dir("tsr/FrozenLake-v0", "grpo", search, seed)
+    cell_dir.mkdir(parents=True)
+    return config, config.train_config("tsr/FrozenLake-v0", "grpo", search, seed), cell_dir
+
+
 def test_study_refuses_to_resume_a_folder_trained_with_another_recipe(tmp_path):
     from tsr_train.study import RecipeMismatch, check_recipe
 
-    study = {"envs": ("tsr/FrozenLake-v0",), "algos": ("grpo",), "model": "a/model"}
-    config = StudyConfig(**study, out_dir=str(tmp_path / "study"))
-    cell = config.train_config("tsr/FrozenLake-v0", "grpo", "best-of-4", 3)
-    cell_dir = config.cell_dir("tsr/FrozenLake-v0", "grpo", "best-of-4", 3)
-    cell_dir.mkdir(parents=True)
+    config, cell, cell_dir = _study_with_one_grpo_cell(tmp_path, "best-of-4", 3)
     cell.save(cell_dir / "config.json")
     check_recipe(config)  # the same recipe: resuming is fine
     old_default = dataclasses.replace(cell, rollout=dataclasses.replace(cell.rollout, naive_mix=0))
@@ -169,3 +174,17 @@ def test_study_refuses_to_resume_a_folder_trained_with_another_recipe(tmp_path):
     with pytest.raises(RecipeMismatch, match=r"rollout\.naive_mix: 0 there, 1 now"):
         run(config, log=lambda line: None)
     check_recipe(dataclasses.replace(config, rollout_overrides={"naive_mix": 0}))  # the fix it names
+
+
+def test_recipe_check_ignores_settings_a_run_never_used_and_where_its_folder_lies(tmp_path):
+    from tsr_train.study import RecipeMismatch, check_recipe
+
+    config, cell, cell_dir = _study_with_one_grpo_cell(tmp_path, "naive", 0)
+    # a PPO default that changed since, and a folder that has moved since: neither changes a GRPO cell
+    ppo_changed = dataclasses.replace(cell.ppo, whiten_advantages=not cell.ppo.whiten_advantages)
+    dataclasses.replace(cell, ppo=ppo_changed, out_dir="elsewhere").save(cell_dir / "config.json")
+    check_recipe(config)
+    grpo_changed = dataclasses.replace(cell.grpo, beta=cell.grpo.beta * 2)
+    dataclasses.replace(cell, grpo=grpo_changed).save(cell_dir / "config.json")
+    with pytest.raises(RecipeMismatch, match=r"grpo\.beta"):
+        check_recipe(config)
