@@ -12,10 +12,12 @@ One training step:
 1. roll out ``seeds_per_step`` groups of ``group_size`` trajectories with the rollout strategy;
 2. drop the groups with the smallest reward spread (``filter_ratio``);
 3. score the trajectories once with the current model (old log-probs, values) and the frozen reference;
-4. put the trajectory's reward on its last model token, minus ``kl_coef`` x the per-token KL estimate;
+4. put the trajectory's reward on its last model token (minus ``kl_coef`` x the per-token KL estimate, with
+   ``kl_in_reward``; by default the KL to the reference is a loss term instead, see step 6);
 5. run GAE over the model tokens only: environment tokens are context, not actions, so they are skipped
    and the next model token is the next time step, whichever turn it belongs to;
-6. ``epochs`` x ``minibatches`` clipped policy + clipped value updates;
+6. ``epochs`` x ``minibatches`` clipped policy + clipped value updates, plus ``kl_coef`` x the exact KL
+   to the reference (over the whole vocabulary at each model token);
 7. a trust region (``max_kl``): while the updated policy's exact KL from the rollout policy, over the whole
    vocabulary at each model token of the batch, exceeds ``max_kl``, the step is halved (or, after four
    halvings, undone).
@@ -100,13 +102,27 @@ def make_batch(trajectories: list[Trajectory], rewards: list[float], pad_id: int
     return Batch(input_ids, attention_mask, input_ids[:, 1:], action_mask, rewards_tensor)
 
 
-def token_logprobs(agent: nn.Module, batch: Batch, rows, temperature: float, with_entropy: bool = False):
-    """Log-probs of the taken tokens, values, and (optionally) entropies, for the rows ``rows``."""
+def token_logprobs(agent: nn.Module, batch: Batch, rows, temperature: float):
+    """Log-probs of the taken tokens, values, and the temperature-scaled logits, for the rows ``rows``."""
     logits, values = agent(batch.input_ids[rows], batch.attention_mask[rows])
     logits = logits[:, :-1].float()
     logprobs = selective_log_softmax(logits, batch.targets[rows], temperature=temperature)
-    entropy = entropy_from_logits(logits / temperature) if with_entropy else None
-    return logprobs, values[:, :-1].float(), entropy
+    return logprobs, values[:, :-1].float(), logits / temperature
+
+
+def exact_kl_to(reference: nn.Module, logits: torch.Tensor, batch: Batch, rows, temperature: float):
+    """Per-token KL(policy || reference) over the whole vocabulary, ``(B, L-1)``, for the rows ``rows``.
+
+    ``logits`` are the policy's temperature-scaled logits for those rows.  Exact, not a sampled
+    estimate: it counts the probability the policy moved onto tokens it did not sample.
+    """
+    with torch.no_grad():
+        ref_logits = reference(
+            input_ids=batch.input_ids[rows], attention_mask=batch.attention_mask[rows]
+        ).logits
+        ref_logp = torch.log_softmax(ref_logits[:, :-1].float() / temperature, dim=-1)
+    logp = torch.log_softmax(logits, dim=-1)
+    return (logp.exp() * (logp - ref_logp)).sum(-1)
 
 
 def action_distributions(agent: nn.Module, batch: Batch, temperature: float) -> torch.Tensor:
@@ -303,7 +319,8 @@ def train_ppo(
                     ref_logits[:, :-1].float(), batch.targets, temperature=rollout.temperature
                 )
                 kl_ref = (old_logprobs - ref_logprobs) * mask
-                token_rewards -= ppo.kl_coef * kl_ref
+                if ppo.kl_in_reward:
+                    token_rewards -= ppo.kl_coef * kl_ref
             advantages, returns = gae(token_rewards, old_values * mask, mask, ppo.gamma, ppo.lam)
             if ppo.whiten_advantages and mask.sum() > 1:
                 mean = masked_mean(advantages, mask)
@@ -318,16 +335,23 @@ def train_ppo(
         agent.train()
         stats: dict[str, list[float]] = {
             k: []
-            for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "loss", "grad_norm")
+            for k in (
+                "policy_loss",
+                "value_loss",
+                "kl_loss",
+                "entropy",
+                "approx_kl",
+                "clip_frac",
+                "loss",
+                "grad_norm",
+            )
         }
         for _ in range(ppo.epochs):
             order = torch.randperm(len(rows), device=accelerator.device)
             for rows_mb in order.chunk(ppo.minibatches):
                 m = mask[rows_mb]
                 with accelerator.autocast():
-                    logprobs, values, entropy = token_logprobs(
-                        agent, batch, rows_mb, rollout.temperature, with_entropy=ppo.entropy_coef > 0
-                    )
+                    logprobs, values, logits = token_logprobs(agent, batch, rows_mb, rollout.temperature)
                 log_ratio = logprobs - old_logprobs[rows_mb]
                 ratio = log_ratio.exp()
                 adv = advantages[rows_mb]
@@ -337,9 +361,16 @@ def train_ppo(
                 v_clipped = old_v + (values - old_v).clamp(-ppo.clip_range_value, ppo.clip_range_value)
                 value_loss = 0.5 * masked_mean(torch.max((values - ret) ** 2, (v_clipped - ret) ** 2), m)
                 loss = policy_loss + ppo.vf_coef * value_loss
-                if entropy is not None:
-                    loss = loss - ppo.entropy_coef * masked_mean(entropy, m)
-                    stats["entropy"].append(masked_mean(entropy, m).item())
+                if reference is not None and not ppo.kl_in_reward:
+                    kl_loss = masked_mean(
+                        exact_kl_to(reference, logits, batch, rows_mb, rollout.temperature), m
+                    )
+                    loss = loss + ppo.kl_coef * kl_loss
+                    stats["kl_loss"].append(kl_loss.item())
+                if ppo.entropy_coef > 0:
+                    entropy = masked_mean(entropy_from_logits(logits), m)
+                    loss = loss - ppo.entropy_coef * entropy
+                    stats["entropy"].append(entropy.item())
                 optimizer.zero_grad()
                 accelerator.backward(loss)
                 grad_norm = accelerator.clip_grad_norm_(agent.parameters(), ppo.max_grad_norm)

@@ -122,13 +122,36 @@ def test_trust_region_takes_the_longest_fraction_of_the_step_within_the_bound():
     assert torch.allclose(agent.logits, before + 0.25 * update)
 
 
-def test_a_run_saved_before_the_trust_region_loads_without_one(tmp_path):
-    from tsr_train.config import PPOSettings, TrainConfig
+def test_exact_kl_to_the_reference_counts_mass_moved_onto_unsampled_tokens():
+    from types import SimpleNamespace
+
+    from tsr_train.ppo import exact_kl_to
+
+    t = Trajectory("tsr/FrozenLake-v0", 0, prompt_ids=[1], completion_ids=[2], env_mask=[1])
+    batch = make_batch([t], [1.0], pad_id=0, device="cpu")
+    reference_logits = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])
+
+    def reference(input_ids, attention_mask):
+        return SimpleNamespace(logits=reference_logits)
+
+    # the policy keeps the sampled token's probability but moves the rest from token 1 onto token 2
+    p_ref = torch.softmax(reference_logits[0, 0], -1)
+    p = torch.tensor([p_ref[0].item(), 0.01, 1 - p_ref[0].item() - 0.01])
+    kl = exact_kl_to(reference, p.log().view(1, 1, 3), batch, [0], temperature=1.0)
+    assert kl.shape == (1, 1)
+    assert kl.item() == pytest.approx(float((p * (p.log() - p_ref.log())).sum()), rel=1e-5)
+    assert kl.item() > 0.05  # a sampled estimate on token 0 would read log(p/p_ref) = 0 here
+
+
+def test_a_run_saved_before_the_trust_region_and_the_kl_loss_loads_as_it_ran():
+    from tsr_train.config import TrainConfig
 
     saved = TrainConfig(algo="ppo").to_dict()
-    del saved["ppo"]["max_kl"]  # what configs saved before the field existed look like
-    assert TrainConfig.from_dict(saved).ppo.max_kl == 0.0
-    assert TrainConfig.from_dict(TrainConfig(algo="ppo").to_dict()).ppo.max_kl == PPOSettings().max_kl > 0
+    del saved["ppo"]["max_kl"], saved["ppo"]["kl_in_reward"]  # configs saved before the fields existed
+    old = TrainConfig.from_dict(saved).ppo
+    assert old.max_kl == 0.0 and old.kl_in_reward is True
+    now = TrainConfig.from_dict(TrainConfig(algo="ppo").to_dict()).ppo
+    assert now.max_kl > 0 and now.kl_in_reward is False
 
 
 class ToyAgent(torch.nn.Module):
