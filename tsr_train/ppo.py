@@ -110,7 +110,7 @@ def token_logprobs(agent: nn.Module, batch: Batch, rows, temperature: float):
     return logprobs, values[:, :-1].float(), logits / temperature
 
 
-def exact_kl_to(reference: nn.Module, logits: torch.Tensor, batch: Batch, rows, temperature: float):
+def kl_to_reference(reference: nn.Module, logits: torch.Tensor, batch: Batch, rows, temperature: float):
     """Per-token KL(policy || reference) over the whole vocabulary, ``(B, L-1)``, for the rows ``rows``.
 
     ``logits`` are the policy's temperature-scaled logits for those rows.  Exact, not a sampled
@@ -165,7 +165,7 @@ def gae(
 STEP_FRACTIONS = (1.0, 0.5, 0.25, 0.125, 0.0625)
 
 
-def exact_kl(
+def step_kl_from(
     agent: nn.Module, batch: Batch, behaviour: torch.Tensor, temperature: float, accelerator
 ) -> float:
     """KL(behaviour || agent) over the vocabulary, averaged over the model tokens of all processes."""
@@ -201,7 +201,7 @@ def trust_region(
             with torch.no_grad():
                 for p, before, after in zip(params, weights_before, weights_after, strict=True):
                     p.copy_(before + fraction * (after - before))
-        step_kl = exact_kl(agent, batch, behaviour, temperature, accelerator)
+        step_kl = step_kl_from(agent, batch, behaviour, temperature, accelerator)
         if step_kl <= max_kl or fraction == 0.0:
             return fraction, step_kl
     raise AssertionError("unreachable: the last fraction, 0, always returns")
@@ -363,7 +363,7 @@ def train_ppo(
                 loss = policy_loss + ppo.vf_coef * value_loss
                 if reference is not None and not ppo.kl_in_reward:
                     kl_loss = masked_mean(
-                        exact_kl_to(reference, logits, batch, rows_mb, rollout.temperature), m
+                        kl_to_reference(reference, logits, batch, rows_mb, rollout.temperature), m
                     )
                     loss = loss + ppo.kl_coef * kl_loss
                     stats["kl_loss"].append(kl_loss.item())

@@ -125,7 +125,7 @@ def test_trust_region_takes_the_longest_fraction_of_the_step_within_the_bound():
 def test_exact_kl_to_the_reference_counts_mass_moved_onto_unsampled_tokens():
     from types import SimpleNamespace
 
-    from tsr_train.ppo import exact_kl_to
+    from tsr_train.ppo import kl_to_reference
 
     t = Trajectory("tsr/FrozenLake-v0", 0, prompt_ids=[1], completion_ids=[2], env_mask=[1])
     batch = make_batch([t], [1.0], pad_id=0, device="cpu")
@@ -137,7 +137,7 @@ def test_exact_kl_to_the_reference_counts_mass_moved_onto_unsampled_tokens():
     # the policy keeps the sampled token's probability but moves the rest from token 1 onto token 2
     p_ref = torch.softmax(reference_logits[0, 0], -1)
     p = torch.tensor([p_ref[0].item(), 0.01, 1 - p_ref[0].item() - 0.01])
-    kl = exact_kl_to(reference, p.log().view(1, 1, 3), batch, [0], temperature=1.0)
+    kl = kl_to_reference(reference, p.log().view(1, 1, 3), batch, [0], temperature=1.0)
     assert kl.shape == (1, 1)
     assert kl.item() == pytest.approx(float((p * (p.log() - p_ref.log())).sum()), rel=1e-5)
     assert kl.item() > 0.05  # a sampled estimate on token 0 would read log(p/p_ref) = 0 here
