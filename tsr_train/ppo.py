@@ -308,7 +308,13 @@ def train_ppo(
         # 3-5. Score once with the behaviour weights, shape the reward, GAE over model tokens.
         with torch.no_grad(), accelerator.autocast():
             everything = torch.arange(len(rows), device=accelerator.device)
-            old_logprobs, old_values, _ = token_logprobs(agent, batch, everything, rollout.temperature)
+            old_logprobs, old_values, scaled_logits = token_logprobs(
+                agent, batch, everything, rollout.temperature
+            )
+            # The trust region's reference point: the behaviour policy's whole distribution at each
+            # model token, taken from this same pass rather than a forward pass of its own.
+            behaviour = torch.log_softmax(scaled_logits[mask.bool()], dim=-1) if ppo.max_kl > 0 else None
+            del scaled_logits
             token_rewards = torch.zeros_like(old_values)
             last = mask.shape[1] - 1 - mask.flip(1).argmax(dim=1)  # index of each row's last model token
             token_rewards[torch.arange(len(rows)), last] = batch.rewards
@@ -329,8 +335,6 @@ def train_ppo(
 
         # 6. Clipped policy and value updates.
         if ppo.max_kl > 0:
-            with torch.no_grad(), accelerator.autocast():
-                behaviour = action_distributions(agent, batch, rollout.temperature)
             weights_before = [p.detach().clone() for p in unwrapped.parameters()]
         agent.train()
         stats: dict[str, list[float]] = {
