@@ -22,6 +22,7 @@ policy-alone held-out success during training, mean over seeds, one line per str
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -34,6 +35,7 @@ from typing import Any
 from tsr_train.config import RolloutConfig, TrainConfig, checkpoint_step, latest_checkpoint
 from tsr_train.metrics import METRICS_FILE, read_metrics
 
+STUDY_FILE = "study.json"
 CELLS_FILE = "cells.jsonl"
 BASELINE_FILE = "baseline.jsonl"
 RESULTS_FILE = "results.json"
@@ -99,6 +101,54 @@ class RecipeMismatch(ValueError):
     """The study folder holds runs trained with another recipe than the one asked for now."""
 
 
+#: the files whose bytes make a local model what it is: its weights and its tokenizer
+_MODEL_FILES = ("*.safetensors", "*.bin", "tokenizer.json")
+
+
+def model_fingerprint(model: str | Path) -> str | None:
+    """SHA-256 of a local model's weights and tokenizer; ``None`` for a hub id, which cannot be read here.
+
+    The study records it because a model rebuilt from the same recipe need not be the same model: float
+    rounding differs between CPU types and library versions, and 3,000 warm-up steps amplify it (the
+    default model rebuilt on another machine ended at warm-up loss 0.3388 instead of 0.3357).
+    """
+    root = Path(model)
+    if not root.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for path in sorted({found for pattern in _MODEL_FILES for found in root.glob(pattern)}):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_starting_model(config: StudyConfig, fingerprint: str | None, manifest: dict | None) -> None:
+    """Refuse to add cells to a folder whose cells were trained from another starting model.
+
+    Compared by the weights' fingerprint, or for folders recorded before it was, by the tiny model's build
+    record (its recipe and final warm-up loss).  Nothing is compared when the folder has no cells yet.
+    """
+    out = Path(config.out_dir)
+    if not (out / STUDY_FILE).exists() or not (_read(out / CELLS_FILE) or any((out / "runs").glob("*"))):
+        return
+    saved = json.loads((out / STUDY_FILE).read_text())
+    if saved.get("model_sha256") and fingerprint:
+        before, now = saved["model_sha256"], fingerprint
+    elif saved.get("model_manifest") and manifest:
+        keys = ("config", "final_loss")
+        before, now = ({k: m.get(k) for k in keys} for m in (saved["model_manifest"], manifest))
+    else:
+        return
+    if before != now:
+        raise RecipeMismatch(
+            f"{out} holds cells trained from another starting model than {config.model} ({before} there, "
+            f"{now} now), so new cells would not be comparable with them. Choose another --out, or use "
+            f"the model that folder was trained from (its {STUDY_FILE} records which)."
+        )
+
+
 def check_recipe(config: StudyConfig) -> None:
     """Refuse to add cells to a folder whose runs were trained with a different recipe.
 
@@ -140,6 +190,24 @@ def generated_tokens(run_dir: Path, up_to_step: int | None = None) -> int:
     if up_to_step is not None:
         records = [r for r in records if r["step"] <= up_to_step]
     return int(sum(r.get("search/generated_tokens", 0.0) for r in records))
+
+
+def heldout_curve(run_dir: Path, up_to_step: int) -> list[list[float]]:
+    """The run's ``[step, held-out success]`` checks up to ``up_to_step`` (the policy alone, validation)."""
+    return [
+        [r["step"], r["heldout/success"]]
+        for r in _read(run_dir / METRICS_FILE)
+        if "heldout/success" in r and r["step"] <= up_to_step
+    ]
+
+
+def run_summary(run_dir: Path, up_to_step: int) -> dict[str, Any]:
+    """What a cell's record keeps of its run folder, so that a checkout without the runs can summarise."""
+    return {
+        "generated_tokens": generated_tokens(run_dir, up_to_step),
+        "rollout_success": rollout_success(run_dir, up_to_step),
+        "heldout_curve": heldout_curve(run_dir, up_to_step),
+    }
 
 
 def rollout_success(run_dir: Path, up_to_step: int) -> float | None:
@@ -190,11 +258,11 @@ def run(config: StudyConfig, *, shard: tuple[int, int] = (0, 1), log=print) -> P
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = dataclasses.replace(config, model=str(resolve_model(config.model)))
+    fingerprint, manifest = model_fingerprint(config.model), read_manifest(config.model)
     check_recipe(config)
-    (out / "study.json").write_text(
-        json.dumps({**dataclasses.asdict(config), "model_manifest": read_manifest(config.model)}, indent=2)
-        + "\n"
-    )
+    check_starting_model(config, fingerprint, manifest)
+    recorded = {**dataclasses.asdict(config), "model_sha256": fingerprint, "model_manifest": manifest}
+    (out / STUDY_FILE).write_text(json.dumps(recorded, indent=2) + "\n")
     index, count = shard
     if index == 0:
         baselines = {r["env"] for r in _read(out / BASELINE_FILE)}
@@ -235,7 +303,7 @@ def _equal_steps_cell(config: StudyConfig, env_id: str, algo: str, search: str, 
         "seed": seed,
         "budget": "steps",
         "steps": config.steps,
-        "generated_tokens": generated_tokens(run_dir, config.steps),
+        **run_summary(run_dir, config.steps),
         "train_time_s": round(train_time, 1),
         **evaluate_final(final, config, env_id),
     }
@@ -273,7 +341,7 @@ def _equal_token_cells(config: StudyConfig, env_id: str, algo: str, seed: int, l
             "budget": "tokens",
             "matched_to": search,
             "steps": steps,
-            "generated_tokens": generated_tokens(naive_dir, steps),
+            **run_summary(naive_dir, steps),
             "target_tokens": tokens,
             "train_time_s": round(time.perf_counter() - started, 1),
             **evaluate_final(final, config, env_id),
@@ -323,7 +391,9 @@ def summarise(config: StudyConfig) -> dict:
                 "base_success": baselines.get(env_id, {}).get("success"),
                 "generated_tokens": [r["generated_tokens"] for r in runs],
                 "rollout_success": [
-                    rollout_success(config.cell_dir(env_id, algo, strategy, r["seed"]), r["steps"])
+                    r["rollout_success"]
+                    if "rollout_success" in r
+                    else rollout_success(config.cell_dir(env_id, algo, strategy, r["seed"]), r["steps"])
                     for r in runs
                 ],
                 "steps": [r["steps"] for r in runs],
@@ -337,7 +407,7 @@ def summarise(config: StudyConfig) -> dict:
     }
     _write(out / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
     _write(out / TABLE_FILE, markdown(config, cells, baselines))
-    plot_curves(config, out / CURVES_FILE)
+    plot_curves(config, records, out / CURVES_FILE)
     return results
 
 
@@ -426,35 +496,44 @@ def markdown(config: StudyConfig, cells: list[dict], baselines: dict[str, dict])
     return "\n".join(lines)
 
 
-def plot_curves(config: StudyConfig, path: Path) -> Path | None:
-    """Held-out (validation) success of the policy alone during training, mean over seeds."""
+def plot_curves(config: StudyConfig, records: list[dict], path: Path) -> Path | None:
+    """Held-out (validation) success of the policy alone during training, mean over seeds.
+
+    Each equal-steps cell's curve comes from its record, or from its run folder for records written
+    before records kept it.  If some cell has neither (a checkout without the run folders), the plot
+    is left as it was rather than redrawn without that cell; returns ``None`` then, or with no curves.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    curves: dict[tuple[str, str, str], dict[int, list[float]]] = {}
+    for record in records:
+        if record["budget"] != "steps":
+            continue
+        run_dir = config.cell_dir(record["env"], record["algo"], record["strategy"], record["seed"])
+        points = record.get("heldout_curve") or heldout_curve(run_dir, record["steps"])
+        if not points:
+            return None
+        by_step = curves.setdefault((record["env"], record["algo"], record["strategy"]), {})
+        for step, success in points:
+            by_step.setdefault(int(step), []).append(success)
+    if not curves:
+        return None
     panels = [(env_id, algo) for env_id in config.envs for algo in config.algos]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
-    drawn = False
     for ax, (env_id, algo) in zip(axes[0], panels, strict=True):
         for search in config.strategies:
-            curves: dict[int, list[float]] = {}
-            for seed in config.seeds:
-                for record in _read(config.cell_dir(env_id, algo, search, seed) / METRICS_FILE):
-                    if "heldout/success" in record and record["step"] <= config.steps:
-                        curves.setdefault(int(record["step"]), []).append(record["heldout/success"])
-            if curves:
-                steps = sorted(curves)
-                ax.plot(steps, [statistics.fmean(curves[s]) for s in steps], marker=".", label=search)
-                drawn = True
+            by_step = curves.get((env_id, algo, search))
+            if by_step:
+                steps = sorted(by_step)
+                ax.plot(steps, [statistics.fmean(by_step[s]) for s in steps], marker=".", label=search)
         ax.set_title(f"{env_id.split('/')[-1]} {algo.upper()}")
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("held-out success (policy alone)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    if not drawn:
-        plt.close(fig)
-        return None
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -483,9 +483,12 @@ def build_tiny_model(
 
     torch.manual_seed(seed)
     model = _new_model(config, tokenizer)
-    # One thread: CPU kernels sum in an order that depends on the thread count, so this makes the weights
-    # the same on any machine; and a 1M-parameter model gains little from more threads, while a busy
-    # machine makes the threads wait for each other (10x slower builds were measured on 2 shared cores).
+    # One thread: CPU kernels sum in an order that depends on the thread count, so this makes two builds
+    # on one install give the same weights, in any process; and a 1M-parameter model gains little from
+    # more threads, while a busy machine makes the threads wait for each other (10x slower builds were
+    # measured on 2 shared cores).  Across machines the rounding may still differ (CPU type, library
+    # versions): the default recipe rebuilt on another machine ended at loss 0.3388 instead of 0.3357.
+    # The build record names what built it.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -504,9 +507,35 @@ def build_tiny_model(
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "final_loss": final_loss,
         "build_time_s": round(time.perf_counter() - started, 2),
+        "built_with": build_environment(),
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return out_dir
+
+
+def build_environment() -> dict[str, str]:
+    """What a build's bit-exact weights depend on beyond the recipe: the libraries and the CPU."""
+    import platform
+    from importlib.metadata import version
+
+    import tokenizers
+    import transformers
+
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        lines = cpuinfo.read_text().splitlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "numpy": np.__version__,
+        "safetensors": version("safetensors"),
+        "cpu": cpu,
+    }
 
 
 def read_manifest(model_dir: str | Path) -> dict | None:

@@ -6,13 +6,14 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 
 import pytest
 
 from tests.tsr_train.training_utils import tiny_config
 from tsr_train.cli import train
 from tsr_train.metrics import METRICS_FILE, read_metrics
-from tsr_train.study import StudyConfig, mean_ci, run
+from tsr_train.study import StudyConfig, mean_ci, model_fingerprint, run, summarise
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 pytestmark = pytest.mark.filterwarnings("ignore:.*gradient_checkpointing.*:FutureWarning")
@@ -65,6 +66,43 @@ def test_study_on_a_toy_grid_writes_the_documented_schema(tiny_model_dir, tmp_pa
     before = (tmp_path / "study" / "cells.jsonl").read_text()
     run(config, log=lambda line: None)
     assert (tmp_path / "study" / "cells.jsonl").read_text() == before
+    recorded = json.loads((tmp_path / "study" / "study.json").read_text())
+    assert recorded["model_sha256"] == model_fingerprint(tiny_model_dir)
+    # The records are enough: without the run folders (a fresh checkout) the summary is the same, and
+    # the plot is kept, not redrawn without the cells whose curves the records do not hold.
+    for line in before.splitlines():
+        record = json.loads(line)
+        assert record["rollout_success"] is not None
+        if record["budget"] == "steps":
+            assert [step for step, _ in record["heldout_curve"]] == [0, 1, 2]
+    plot = (tmp_path / "study" / "curves.png").read_bytes()
+    shutil.rmtree(tmp_path / "study" / "runs")
+    assert summarise(config)["cells"] == results["cells"]
+    assert (tmp_path / "study" / "curves.png").read_bytes() == plot
+    with (tmp_path / "study" / "cells.jsonl").open("a") as handle:  # a cell whose curve is nowhere
+        orphan = {**json.loads(before.splitlines()[0]), "seed": 1, "heldout_curve": []}
+        handle.write(json.dumps(orphan) + "\n")
+    (tmp_path / "study" / "curves.png").write_bytes(b"kept")
+    summarise(config)
+    assert (tmp_path / "study" / "curves.png").read_bytes() == b"kept"
+
+
+def test_a_study_folder_refuses_cells_from_another_starting_model(tmp_path):
+    from tsr_train.study import CELLS_FILE, RecipeMismatch, check_starting_model
+
+    config = StudyConfig(out_dir=str(tmp_path), model="models/m")
+    check_starting_model(config, "abc", None)  # a new folder: nothing to compare
+    (tmp_path / CELLS_FILE).write_text(json.dumps({"env": "tsr/FrozenLake-v0", "success": 0.5}) + "\n")
+    (tmp_path / "study.json").write_text(json.dumps({"model_sha256": "abc"}))
+    check_starting_model(config, "abc", None)
+    with pytest.raises(RecipeMismatch, match="another starting model"):
+        check_starting_model(config, "def", None)
+    # a folder recorded before fingerprints: the tiny model's recipe and final warm-up loss decide
+    built = {"config": {"seed": 0}, "final_loss": 0.3357, "build_time_s": 906.1}
+    (tmp_path / "study.json").write_text(json.dumps({"model_manifest": built}))
+    check_starting_model(config, "abc", {**built, "build_time_s": 1402.2})
+    with pytest.raises(RecipeMismatch, match=r"0\.3388"):
+        check_starting_model(config, "abc", {**built, "final_loss": 0.3388})
 
 
 def test_mean_ci_is_a_student_t_interval():
