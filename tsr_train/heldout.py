@@ -8,7 +8,7 @@ capacity benchmark (test seeds), so all three report the same quantity.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,6 +22,8 @@ class HeldOutResult:
     success: float
     score: float
     invalid_rate: float
+    #: ``(seed, success)`` of every episode, in seed order: for breakdowns by instance
+    outcomes: tuple[tuple[int, bool], ...] = field(default=(), repr=False)
 
     def as_metrics(self, prefix: str = "heldout") -> dict[str, float]:
         return {
@@ -89,6 +91,7 @@ def evaluate_policy(
         success=row.success_rate,
         score=row.mean_final_score,
         invalid_rate=row.invalid_rate,
+        outcomes=tuple(sorted((int(r["seed"]), bool(r["success"])) for r in results.records)),
     )
 
 

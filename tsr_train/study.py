@@ -238,7 +238,32 @@ def evaluate_final(model_dir: Path, config: StudyConfig, env_id: str) -> dict[st
         temperature=rollout.temperature,
         env_kwargs=rollout.env_kwargs,
     )
-    return {"success": result.success, "score": result.score, "invalid_rate": result.invalid_rate}
+    record = {"success": result.success, "score": result.score, "invalid_rate": result.invalid_rate}
+    by_map = success_by_map(env_id, rollout.env_kwargs, result.outcomes)
+    return {**record, "success_by_map": by_map} if by_map is not None else record
+
+
+def success_by_map(
+    env_id: str, env_kwargs: dict[str, Any], outcomes: tuple[tuple[int, bool], ...]
+) -> dict[str, list[float]] | None:
+    """For an env that draws each episode from a few fixed maps (``map_index``), success on each map.
+
+    ``{"success": [one per map], "episodes": [one per map]}``; ``None`` for other envs.  On
+    ``tsr/FrozenLake-Hard-v0`` it tells a policy that solves one easy map from one that reads the board.
+    """
+    import gymnasium as gym
+
+    env = gym.make(env_id, **env_kwargs).unwrapped
+    maps = len(getattr(env, "fixed_maps", ()))
+    if maps < 2:
+        return None
+    wins, counts = [0] * maps, [0] * maps
+    for seed, success in outcomes:
+        env.reset(seed=seed)
+        wins[env.map_index] += success
+        counts[env.map_index] += 1
+    env.close()
+    return {"success": [w / n if n else None for w, n in zip(wins, counts, strict=True)], "episodes": counts}
 
 
 def _train_cell(config: StudyConfig, env_id: str, algo: str, search: str, seed: int, steps: int) -> Path:
@@ -398,6 +423,11 @@ def summarise(config: StudyConfig) -> dict:
                 ],
                 "steps": [r["steps"] for r in runs],
                 "train_time_s": [r["train_time_s"] for r in runs],
+                **(
+                    {"success_by_map": [r.get("success_by_map") for r in runs]}
+                    if any("success_by_map" in r for r in runs)
+                    else {}
+                ),
             }
         )
     results = {
@@ -468,6 +498,7 @@ def markdown(config: StudyConfig, cells: list[dict], baselines: dict[str, dict])
                 values = [v for v in (cell or {}).get("rollout_success", []) if v is not None]
                 parts.append(_mean_ci_text(values))
             lines.append(f"| {env_id.split('/')[-1]} | {algo.upper()} | " + " | ".join(parts) + " |")
+    lines += _by_map_lines(config, index)
     if config.token_budget:
         lines += [
             "",
@@ -494,6 +525,37 @@ def markdown(config: StudyConfig, cells: list[dict], baselines: dict[str, dict])
         "",
     ]
     return "\n".join(lines)
+
+
+_BY_MAP_HEADER = [
+    "",
+    "**By map** (same cells): test success on each fixed map, mean over seeds",
+    "",
+    "| env | algo | strategy | seeds | success on map 0, 1, ... |",
+    "|---|---|---|---|---|",
+]
+
+
+def _by_map_lines(config: StudyConfig, index: dict[tuple, dict]) -> list[str]:
+    """The equal-steps cells' test success on each fixed map, for envs that have several (else none)."""
+    rows: list[str] = []
+    for env_id in config.envs:
+        for algo in config.algos:
+            for strategy in config.strategies:
+                cell = index.get((env_id, algo, strategy, "steps", None)) or {}
+                per_seed = [m for m in cell.get("success_by_map", []) if m is not None]
+                if not per_seed:
+                    continue
+                means = []
+                for values in zip(*(m["success"] for m in per_seed), strict=True):
+                    played = [v for v in values if v is not None]
+                    means.append(f"{statistics.fmean(played):.2f}" if played else "–")
+                rows.append(
+                    f"| {env_id.split('/')[-1]} | {algo.upper()} | {strategy} | {len(per_seed)} | "
+                    + ", ".join(means)
+                    + " |"
+                )
+    return _BY_MAP_HEADER + rows if rows else []
 
 
 def plot_curves(config: StudyConfig, records: list[dict], path: Path) -> Path | None:

@@ -158,8 +158,12 @@ def test_a_set_of_maps_is_drawn_by_the_seed_and_every_hard_map_is_solvable():
     for seed in range(60):
         observation, _ = env.reset(seed=seed)
         drawn.setdefault(env.unwrapped._task.lake, []).append(seed)
+        assert env.unwrapped._task.lake == LakeMap.from_desc(HARD_MAPS[env.unwrapped.map_index])
         assert env.reset(seed=seed)[0] == observation  # the same seed, the same map
     assert set(drawn) == {LakeMap.from_desc(desc) for desc in HARD_MAPS}
+    for other in (FrozenLakeEnv(), FrozenLakeEnv(desc=HARD_MAPS[0])):  # random maps, one fixed map
+        other.reset(seed=0)
+        assert other.map_index is None
     for lake, seeds in drawn.items():
         env.reset(seed=seeds[0])
         plan = env.unwrapped.optimal_actions()

@@ -226,3 +226,28 @@ def test_recipe_check_ignores_settings_a_run_never_used_and_where_its_folder_lie
     dataclasses.replace(cell, grpo=grpo_changed).save(cell_dir / "config.json")
     with pytest.raises(RecipeMismatch, match=r"grpo\.beta"):
         check_recipe(config)
+
+
+def test_success_by_map_splits_test_episodes_by_the_fixed_map_they_drew():
+    import gymnasium as gym
+
+    from tsr_train.study import markdown, success_by_map
+
+    env = gym.make("tsr/FrozenLake-Hard-v0").unwrapped
+    drawn = {}
+    for seed in range(40):
+        env.reset(seed=seed)
+        drawn[seed] = env.map_index
+    outcomes = tuple((seed, index == 2) for seed, index in drawn.items())  # a policy that solves map 2 only
+    by_map = success_by_map("tsr/FrozenLake-Hard-v0", {}, outcomes)
+    assert by_map["success"] == [0.0, 0.0, 1.0, 0.0]
+    assert by_map["episodes"] == [list(drawn.values()).count(i) for i in range(4)]
+    assert success_by_map("tsr/FrozenLake-v0", {}, outcomes) is None  # random maps: nothing to split
+
+    config = StudyConfig(envs=("tsr/FrozenLake-Hard-v0",), algos=("ppo",), strategies=("naive",))
+    cell = {"env": "tsr/FrozenLake-Hard-v0", "algo": "ppo", "strategy": "naive", "budget": "steps"}
+    cell.update(matched_to=None, success=[0.25, 0.25], success_mean=0.25, success_ci95=0.0)
+    cell["rollout_success"] = []
+    other = {"success": [0.5, 0.0, None, 0.0], "episodes": [2, 1, 0, 1]}
+    cell["success_by_map"] = [by_map, other]
+    assert "| FrozenLake-Hard-v0 | PPO | naive | 2 | 0.25, 0.00, 1.00, 0.00 |" in markdown(config, [cell], {})

@@ -94,6 +94,14 @@ class FrozenLakeEnv(TextEnv):
         self._task = LakeTask(lake, start)
         self._position = start
 
+    @property
+    def map_index(self) -> int | None:
+        """Which of ``fixed_maps`` this episode is played on (``None`` for random maps), after ``reset``.
+
+        With several fixed maps, success on each one says what a policy learned, not only how much.
+        """
+        return self.fixed_maps.index(self._task.lake) if len(self.fixed_maps) > 1 else None
+
     def _get_dynamic(self) -> tuple:
         return (self._position,)
 
