@@ -246,17 +246,18 @@ def evaluate_final(model_dir: Path, config: StudyConfig, env_id: str) -> dict[st
 def success_by_map(
     env_id: str, env_kwargs: dict[str, Any], outcomes: tuple[tuple[int, bool], ...]
 ) -> dict[str, list[float]] | None:
-    """For an env that draws each episode from a few fixed maps (``map_index``), success on each map.
+    """For an env made with a set of fixed ``maps`` (FrozenLake's ``map_index``), success on each map.
 
-    ``{"success": [one per map], "episodes": [one per map]}``; ``None`` for other envs.  On
-    ``tsr/FrozenLake-Hard-v0`` it tells a policy that solves one easy map from one that reads the board.
+    ``{"success": [one per map], "episodes": [one per map]}``; ``None`` for other envs (without making
+    them).  On ``tsr/FrozenLake-Hard-v0`` it tells a policy that solves one easy map from one that reads
+    the board.
     """
     import gymnasium as gym
 
-    env = gym.make(env_id, **env_kwargs).unwrapped
-    maps = len(getattr(env, "fixed_maps", ()))
-    if maps < 2:
+    if len({**gym.spec(env_id).kwargs, **env_kwargs}.get("maps") or ()) < 2:
         return None
+    env = gym.make(env_id, **env_kwargs).unwrapped
+    maps = len(env.fixed_maps)
     wins, counts = [0] * maps, [0] * maps
     for seed, success in outcomes:
         env.reset(seed=seed)
