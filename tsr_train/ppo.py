@@ -15,7 +15,8 @@ One training step:
 4. put the trajectory's reward on its last model token (minus ``kl_coef`` x the per-token KL estimate, with
    ``kl_in_reward``; by default the KL to the reference is a loss term instead, see step 6);
 5. run GAE over the model tokens only: environment tokens are context, not actions, so they are skipped
-   and the next model token is the next time step, whichever turn it belongs to;
+   and the next model token is the next time step, whichever turn it belongs to; with
+   ``skip_uniform_groups``, the groups whose trajectories all earned the same reward get no advantage;
 6. ``epochs`` x ``minibatches`` clipped policy + clipped value updates, plus ``kl_coef`` x the exact KL
    to the reference (over the whole vocabulary at each model token);
 7. a trust region (``max_kl``): while the updated policy's exact KL from the rollout policy, over the whole
@@ -43,7 +44,7 @@ from torch import nn
 from trl.trainer.utils import entropy_from_logits, pad, selective_log_softmax
 
 from tsr_train.collect import collect
-from tsr_train.config import CHECKPOINTS_DIR, TrainConfig, latest_checkpoint, rollout_seed
+from tsr_train.config import CHECKPOINTS_DIR, PPOSettings, TrainConfig, latest_checkpoint, rollout_seed
 from tsr_train.filtering import filtered_rows, kept_groups, trajectory_reward
 from tsr_train.heldout import HeldOutCheck
 from tsr_train.metrics import MetricsLogger, rollout_metrics
@@ -132,6 +133,13 @@ def action_distributions(agent: nn.Module, batch: Batch, temperature: float) -> 
     return torch.log_softmax(at_actions.float() / temperature, dim=-1)
 
 
+def uniform_group_rows(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """``(B,)``: True on the rows of each group (``group_size`` consecutive rows) of equal rewards."""
+    groups = rewards.view(-1, group_size)
+    uniform = (groups == groups[:, :1]).all(dim=1)
+    return uniform.repeat_interleave(group_size)
+
+
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
 
@@ -158,6 +166,28 @@ def gae(
             next_value = step_values[i]
         advantages[row, steps] = torch.tensor(row_advantages, dtype=values.dtype, device=values.device)
     returns = (advantages + values) * mask
+    return advantages, returns
+
+
+def advantages_and_returns(
+    token_rewards: torch.Tensor,
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    uniform_rows: torch.Tensor,
+    ppo: PPOSettings,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE over the model tokens, whitened with ``ppo.whiten_advantages``, then, with
+    ``ppo.skip_uniform_groups``, zero on the ``uniform_rows`` (last, so that whitening cannot move them).
+
+    The returns are GAE's whatever the options: the value head learns every state, the uniform groups' too.
+    """
+    advantages, returns = gae(token_rewards, values * mask, mask, ppo.gamma, ppo.lam)
+    if ppo.whiten_advantages and mask.sum() > 1:
+        mean = masked_mean(advantages, mask)
+        std = masked_mean((advantages - mean) ** 2, mask).sqrt()
+        advantages = (advantages - mean) / (std + 1e-8) * mask
+    if ppo.skip_uniform_groups:
+        advantages = advantages * (~uniform_rows).unsqueeze(1)
     return advantages, returns
 
 
@@ -327,11 +357,8 @@ def train_ppo(
                 kl_ref = (old_logprobs - ref_logprobs) * mask
                 if ppo.kl_in_reward:
                     token_rewards -= ppo.kl_coef * kl_ref
-            advantages, returns = gae(token_rewards, old_values * mask, mask, ppo.gamma, ppo.lam)
-            if ppo.whiten_advantages and mask.sum() > 1:
-                mean = masked_mean(advantages, mask)
-                std = masked_mean((advantages - mean) ** 2, mask).sqrt()
-                advantages = (advantages - mean) / (std + 1e-8) * mask
+            uniform = uniform_group_rows(batch.rewards, size)
+            advantages, returns = advantages_and_returns(token_rewards, old_values, mask, uniform, ppo)
 
         # 6. Clipped policy and value updates.
         if ppo.max_kl > 0:
@@ -405,6 +432,7 @@ def train_ppo(
         metrics = rollout_metrics(rollout_batch, rollout.reward)
         metrics.update({key: sum(v) / len(v) for key, v in stats.items() if v})
         metrics["filter/kept_fraction"] = len(keep) / max(len(groups), 1)
+        metrics["ppo/uniform_group_fraction"] = uniform.float().mean().item()
         metrics["kl_ref"] = masked_mean(kl_ref, mask).item()
         metrics["value_mean"] = masked_mean(old_values, mask).item()
         metrics["learning_rate"] = config.learning_rate

@@ -28,6 +28,29 @@ def test_gae_runs_over_model_tokens_only():
     assert torch.allclose(advantages, torch.tensor([[0.2, 0.1, 0.0, 0.0, 0.5]]))
 
 
+def test_uniform_groups_get_no_advantage_but_still_train_the_value():
+    from tsr_train.config import PPOSettings
+    from tsr_train.ppo import advantages_and_returns, uniform_group_rows
+
+    rewards = torch.tensor([0.0, 0.0, 1.0, 0.0, 0.5, 0.5])  # groups of 2: failed throughout, mixed, equal
+    uniform = uniform_group_rows(rewards, 2)
+    assert uniform.tolist() == [True, True, False, False, True, True]
+    mask = torch.ones(6, 2)
+    token_rewards = torch.zeros(6, 2)
+    token_rewards[:, 1] = rewards
+    values = torch.full((6, 2), 0.3)  # a value that expects more than the failures earned
+    plain, plain_returns = advantages_and_returns(token_rewards, values, mask, uniform, PPOSettings())
+    assert (plain[:2] < 0).all()  # R - V pushes down every move of the group that failed throughout
+    for whiten in (False, True):
+        settings = PPOSettings(skip_uniform_groups=True, whiten_advantages=whiten)
+        skipped, returns = advantages_and_returns(token_rewards, values, mask, uniform, settings)
+        assert (skipped[uniform] == 0).all()
+        assert (skipped[~uniform] != 0).all()
+        assert torch.equal(returns, plain_returns)  # the value head still learns the uniform groups
+        if not whiten:
+            assert torch.equal(skipped[~uniform], plain[~uniform])
+
+
 def test_batch_aligns_action_mask_with_next_token():
     t = Trajectory("tsr/FrozenLake-v0", 0, prompt_ids=[5, 6], completion_ids=[7, 8, 9], env_mask=[1, 0, 1])
     batch = make_batch([t], [1.0], pad_id=0, device="cpu")
@@ -70,6 +93,7 @@ def test_ppo_steps_change_weights_and_log_finite_metrics(tiny_model_dir, tmp_pat
         "rollout/invalid_rate",
         "search/candidates_generated",
         "filter/kept_fraction",
+        "ppo/uniform_group_fraction",
     )
     assert records[0]["filter/kept_fraction"] == 0.5
     assert records[1]["kl_ref"] != 0.0  # the policy moved away from the frozen reference after one step
