@@ -58,6 +58,7 @@ class FakeEndpoint(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: FakeEndpoint
+    counted_in_flight = False
 
     def log_message(self, *args) -> None:  # keep pytest output clean
         pass
@@ -70,13 +71,25 @@ class _Handler(BaseHTTPRequestHandler):
             server.requests += 1
             server.in_flight += 1
             server.max_in_flight = max(server.max_in_flight, server.in_flight)
+        self.counted_in_flight = True
         try:
             self._answer(index, body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout)
         finally:
-            with server.lock:
-                server.in_flight -= 1
+            self._leave_flight()
+
+    def _leave_flight(self) -> None:
+        """Stop counting this request as in flight, once.
+
+        Called before the reply is written: once the client has read it, it may send its next request
+        before this thread runs again, and counting both would report one request more than the client
+        ever had open.
+        """
+        if self.counted_in_flight:
+            self.counted_in_flight = False
+            with self.server.lock:
+                self.server.in_flight -= 1
 
     def _answer(self, index: int, body: dict) -> None:
         server = self.server
@@ -102,6 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, json.dumps(reply).encode())
 
     def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        self._leave_flight()
         self.send_response(status)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
