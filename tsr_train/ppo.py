@@ -15,8 +15,8 @@ One training step:
 4. put the trajectory's reward on its last model token (minus ``kl_coef`` x the per-token KL estimate, with
    ``kl_in_reward``; by default the KL to the reference is a loss term instead, see step 6);
 5. run GAE over the model tokens only: environment tokens are context, not actions, so they are skipped
-   and the next model token is the next time step, whichever turn it belongs to; with
-   ``skip_uniform_groups``, the groups whose trajectories all earned the same reward get no advantage;
+   and the next model token is the next time step, whichever turn it belongs to; the groups whose
+   trajectories all earned the same reward get no advantage, as in GRPO (``skip_uniform_groups``);
 6. ``epochs`` x ``minibatches`` clipped policy + clipped value updates, plus ``kl_coef`` x the exact KL
    to the reference (over the whole vocabulary at each model token);
 7. a trust region (``max_kl``): while the updated policy's exact KL from the rollout policy, over the whole

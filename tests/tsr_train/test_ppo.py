@@ -39,7 +39,9 @@ def test_uniform_groups_get_no_advantage_but_still_train_the_value():
     token_rewards = torch.zeros(6, 2)
     token_rewards[:, 1] = rewards
     values = torch.full((6, 2), 0.3)  # a value that expects more than the failures earned
-    plain, plain_returns = advantages_and_returns(token_rewards, values, mask, uniform, PPOSettings())
+    plain, plain_returns = advantages_and_returns(
+        token_rewards, values, mask, uniform, PPOSettings(skip_uniform_groups=False)
+    )
     assert (plain[:2] < 0).all()  # R - V pushes down every move of the group that failed throughout
     for whiten in (False, True):
         settings = PPOSettings(skip_uniform_groups=True, whiten_advantages=whiten)
@@ -167,15 +169,16 @@ def test_exact_kl_to_the_reference_counts_mass_moved_onto_unsampled_tokens():
     assert kl.item() > 0.05  # a sampled estimate on token 0 would read log(p/p_ref) = 0 here
 
 
-def test_a_run_saved_before_the_trust_region_and_the_kl_loss_loads_as_it_ran():
+def test_a_run_saved_before_the_trust_region_the_kl_loss_and_group_skipping_loads_as_it_ran():
     from tsr_train.config import TrainConfig
 
     saved = TrainConfig(algo="ppo").to_dict()
-    del saved["ppo"]["max_kl"], saved["ppo"]["kl_in_reward"]  # configs saved before the fields existed
+    for name in ("max_kl", "kl_in_reward", "skip_uniform_groups"):  # configs saved before the fields existed
+        del saved["ppo"][name]
     old = TrainConfig.from_dict(saved).ppo
-    assert old.max_kl == 0.0 and old.kl_in_reward is True
+    assert old.max_kl == 0.0 and old.kl_in_reward is True and old.skip_uniform_groups is False
     now = TrainConfig.from_dict(TrainConfig(algo="ppo").to_dict()).ppo
-    assert now.max_kl > 0 and now.kl_in_reward is False
+    assert now.max_kl > 0 and now.kl_in_reward is False and now.skip_uniform_groups is True
 
 
 class ToyAgent(torch.nn.Module):
