@@ -455,6 +455,18 @@ def _fmt(cell: dict | None) -> str:
     return f"{cell['success_mean']:.3f} ± {cell['success_ci95']:.3f} ({len(cell['success'])})"
 
 
+def _on_seeds(cell: dict | None, seeds: list[int]) -> dict | None:
+    """``cell`` restricted to ``seeds``, so that two cells compared side by side cover the same seeds."""
+    if cell is None:
+        return None
+    success = [value for seed, value in zip(cell["seeds"], cell["success"], strict=True) if seed in seeds]
+    if not success:
+        return None
+    mean, half = mean_ci(success)
+    kept = [seed for seed in cell["seeds"] if seed in seeds]
+    return {**cell, "seeds": kept, "success": success, "success_mean": mean, "success_ci95": half}
+
+
 def markdown(config: StudyConfig, cells: list[dict], baselines: dict[str, dict]) -> str:
     """Two tables, rows = env x algorithm: equal optimizer steps, then equal generated tokens."""
     index = {(c["env"], c["algo"], c["strategy"], c["budget"], c["matched_to"]): c for c in cells}
@@ -503,7 +515,8 @@ def markdown(config: StudyConfig, cells: list[dict], baselines: dict[str, dict])
     if config.token_budget:
         lines += [
             "",
-            "**Equal generated tokens**: each search beside naive trained on as many generated tokens",
+            "**Equal generated tokens**: each search beside naive trained on as many generated tokens, "
+            "both over the seeds whose naive run was extended",
             "",
             "| env | algo | " + " | ".join(f"{s} / naive (steps)" for s in searches) + " |",
             "|" + "---|" * (len(searches) + 2),
@@ -512,8 +525,10 @@ def markdown(config: StudyConfig, cells: list[dict], baselines: dict[str, dict])
             for algo in config.algos:
                 parts = []
                 for search in searches:
-                    mine = index.get((env_id, algo, search, "steps", None))
                     naive = index.get((env_id, algo, "naive", "tokens", search))
+                    mine = index.get((env_id, algo, search, "steps", None))
+                    if naive is not None:  # only the seeds whose naive run was extended
+                        mine = _on_seeds(mine, naive["seeds"])
                     steps = "" if naive is None else f" ({statistics.fmean(naive['steps']):.0f})"
                     parts.append(f"{_fmt(mine)} / {_fmt(naive)}{steps}")
                 lines.append(f"| {env_id.split('/')[-1]} | {algo.upper()} | " + " | ".join(parts) + " |")

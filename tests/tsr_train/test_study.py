@@ -251,3 +251,33 @@ def test_success_by_map_splits_test_episodes_by_the_fixed_map_they_drew():
     other = {"success": [0.5, 0.0, None, 0.0], "episodes": [2, 1, 0, 1]}
     cell["success_by_map"] = [by_map, other]
     assert "| FrozenLake-Hard-v0 | PPO | naive | 2 | 0.25, 0.00, 1.00, 0.00 |" in markdown(config, [cell], {})
+
+
+def test_equal_token_table_compares_the_search_on_the_naive_runs_seeds_only():
+    from tsr_train.study import markdown
+
+    def cell(
+        strategy: str, budget: str, matched_to: str | None, seeds: list[int], success: list[float]
+    ) -> dict:
+        mean, half = mean_ci(success)
+        return {
+            "env": "tsr/FrozenLake-v0",
+            "algo": "grpo",
+            "strategy": strategy,
+            "budget": budget,
+            "matched_to": matched_to,
+            "seeds": seeds,
+            "success": success,
+            "success_mean": mean,
+            "success_ci95": half,
+            "steps": [400] * len(seeds),
+            "rollout_success": [],
+        }
+
+    config = StudyConfig(envs=("tsr/FrozenLake-v0",), algos=("grpo",), strategies=("naive", "best-of-4"))
+    search = cell("best-of-4", "steps", None, [0, 1, 2], [0.6, 0.2, 0.1])
+    extended = cell("naive", "tokens", "best-of-4", [0, 2], [0.3, 0.3])
+    table = markdown(config, [search, extended], {})
+    equal_steps, equal_tokens = table.split("**Equal generated tokens**")
+    assert "0.300 ± 0.657 (3)" in equal_steps  # every seed at equal steps
+    assert "| FrozenLake-v0 | GRPO | 0.350 ± 3.176 (2) / 0.300 ± 0.000 (2) (400) |" in equal_tokens
