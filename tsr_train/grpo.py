@@ -155,14 +155,14 @@ class MetricsCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
         if state.global_step == 0 and self.heldout.due(0) and PartialState().is_main_process:
-            self.logger.log(0, self.heldout(model, processing_class))
+            self.logger.log(0, self.heldout(model, processing_class, 0))
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._step_started = time.perf_counter()
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
         if self.heldout.due(state.global_step) and PartialState().is_main_process:
-            self._heldout_metrics = self.heldout(model, processing_class)
+            self._heldout_metrics = self.heldout(model, processing_class, state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:  # the end-of-training summary has no "loss"

@@ -8,11 +8,24 @@ capacity benchmark (test seeds), so all three report the same quantity.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tsr_train.config import TrainConfig
+
+#: the folder, inside a run's output folder, of the weights with the best validation success so far
+BEST_HELDOUT_DIR = "best-heldout"
+#: ``{"step", "success"}`` of those weights, beside them
+BEST_HELDOUT_FILE = "best_heldout.json"
+
+
+def read_best_heldout(run_dir: str | Path) -> dict[str, float] | None:
+    """The step and validation success of a run's best held-out check, or ``None`` if it kept none."""
+    path = Path(run_dir) / BEST_HELDOUT_DIR / BEST_HELDOUT_FILE
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 @dataclass(frozen=True)
@@ -101,16 +114,21 @@ class HeldOutCheck:
     Validation, not test: the curve may be looked at while tuning, and the test split stays unseen until
     the final report.  Plain sampling at the rollout temperature, a fixed sampling seed, so the curve
     moves only when the weights do.
+
+    With ``keep_best_heldout`` it also saves the weights of the best check so far (the earliest, on a
+    tie; the starting policy counts) to ``OUT/best-heldout``: selecting on validation leaves the test
+    split as unseen as the last policy does.  A resumed run goes on from the best it had recorded.
     """
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
+        self.best_dir = Path(config.out_dir) / BEST_HELDOUT_DIR
 
     def due(self, step: int) -> bool:
         every = self.config.eval_every
         return every > 0 and (step % every == 0 or step == self.config.steps)
 
-    def __call__(self, model: Any, tokenizer: Any) -> dict[str, float]:
+    def __call__(self, model: Any, tokenizer: Any, step: int) -> dict[str, float]:
         rollout = self.config.rollout
         result = evaluate_policy(
             model,
@@ -124,4 +142,15 @@ class HeldOutCheck:
             seed=self.config.seed,
             env_kwargs=rollout.env_kwargs,
         )
+        if self.config.keep_best_heldout:
+            self._keep_if_best(model, tokenizer, step, result.success)
         return result.as_metrics()
+
+    def _keep_if_best(self, model: Any, tokenizer: Any, step: int, success: float) -> None:
+        best = None if step == 0 else read_best_heldout(self.config.out_dir)  # step 0: a fresh run
+        if best is not None and success <= best["success"]:
+            return
+        getattr(model, "module", model).save_pretrained(self.best_dir)
+        tokenizer.save_pretrained(self.best_dir)
+        record = {"step": step, "success": success}
+        (self.best_dir / BEST_HELDOUT_FILE).write_text(json.dumps(record) + "\n")

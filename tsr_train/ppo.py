@@ -292,7 +292,7 @@ def train_ppo(
     all_seeds = config.train_seeds
     heldout = HeldOutCheck(config)
     if counter.step == 0 and heldout.due(0) and accelerator.is_main_process:
-        logger.log(0, heldout(unwrapped.model, tokenizer))  # the starting policy
+        logger.log(0, heldout(unwrapped.model, tokenizer, 0))  # the starting policy
 
     while counter.step < config.steps:
         started = time.perf_counter()
@@ -438,7 +438,7 @@ def train_ppo(
         metrics["learning_rate"] = config.learning_rate
         metrics["step_time_s"] = time.perf_counter() - started
         if heldout.due(counter.step) and accelerator.is_main_process:
-            metrics.update(heldout(unwrapped.model, tokenizer))
+            metrics.update(heldout(unwrapped.model, tokenizer, counter.step))
         logger.log(counter.step, metrics)
         if config.report_to != "none":
             accelerator.log(metrics, step=counter.step)

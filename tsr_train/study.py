@@ -243,6 +243,21 @@ def evaluate_final(model_dir: Path, config: StudyConfig, env_id: str) -> dict[st
     return {**record, "success_by_map": by_map} if by_map is not None else record
 
 
+def best_heldout_record(run_dir: Path, config: StudyConfig, env_id: str) -> dict[str, dict]:
+    """The test success of a run's best validation checkpoint, as ``{"best_heldout": {...}}``.
+
+    With its step and validation success.  The grid's number stays the last policy's; this one shows
+    what selecting on validation would have given instead (``{}`` for a run that kept no checkpoint).
+    """
+    from tsr_train.heldout import BEST_HELDOUT_DIR, read_best_heldout
+
+    best = read_best_heldout(run_dir)
+    if best is None:
+        return {}
+    test = evaluate_final(run_dir / BEST_HELDOUT_DIR, config, env_id)
+    return {"best_heldout": {"step": best["step"], "validation_success": best["success"], **test}}
+
+
 def success_by_map(
     env_id: str, env_kwargs: dict[str, Any], outcomes: tuple[tuple[int, bool], ...]
 ) -> dict[str, list[float]] | None:
@@ -332,6 +347,7 @@ def _equal_steps_cell(config: StudyConfig, env_id: str, algo: str, search: str, 
         **run_summary(run_dir, config.steps),
         "train_time_s": round(train_time, 1),
         **evaluate_final(final, config, env_id),
+        **best_heldout_record(run_dir, config, env_id),
     }
     _append(Path(config.out_dir) / CELLS_FILE, record)
     log(f"[cell] {env_id} {algo} {search} seed {seed}: success {record['success']:.3f} ({train_time:.0f} s)")
@@ -371,6 +387,7 @@ def _equal_token_cells(config: StudyConfig, env_id: str, algo: str, seed: int, l
             "target_tokens": tokens,
             "train_time_s": round(time.perf_counter() - started, 1),
             **evaluate_final(final, config, env_id),
+            **best_heldout_record(naive_dir, config, env_id),
         }
         _append(Path(config.out_dir) / CELLS_FILE, record)
         log(
@@ -427,6 +444,11 @@ def summarise(config: StudyConfig) -> dict:
                 **(
                     {"success_by_map": [r.get("success_by_map") for r in runs]}
                     if any("success_by_map" in r for r in runs)
+                    else {}
+                ),
+                **(
+                    {"best_heldout": [r.get("best_heldout") for r in runs]}
+                    if any("best_heldout" in r for r in runs)
                     else {}
                 ),
             }
@@ -495,14 +517,11 @@ def markdown(config: StudyConfig, cells: list[dict], baselines: dict[str, dict])
                 + " | ".join(_fmt(c) for c in row)
                 + f" | {best} |"
             )
-    lines += [
-        "",
+    lines += _strategy_table_header(
+        config,
         "**Training rollouts** (same cells): success of the trajectories the optimizer was given, mean over "
         "steps — what the search itself achieves with the policy of the moment",
-        "",
-        "| env | algo | " + " | ".join(config.strategies) + " |",
-        "|" + "---|" * (len(config.strategies) + 2),
-    ]
+    )
     for env_id in config.envs:
         for algo in config.algos:
             parts = []
@@ -512,6 +531,7 @@ def markdown(config: StudyConfig, cells: list[dict], baselines: dict[str, dict])
                 parts.append(_mean_ci_text(values))
             lines.append(f"| {env_id.split('/')[-1]} | {algo.upper()} | " + " | ".join(parts) + " |")
     lines += _by_map_lines(config, index)
+    lines += _best_heldout_lines(config, index)
     if config.token_budget:
         lines += [
             "",
@@ -541,6 +561,47 @@ def markdown(config: StudyConfig, cells: list[dict], baselines: dict[str, dict])
         "",
     ]
     return "\n".join(lines)
+
+
+def _best_heldout_lines(config: StudyConfig, index: dict[tuple, dict]) -> list[str]:
+    """Equal steps, each run's best validation checkpoint instead of its last policy (cells that kept one)."""
+    rows = []
+    for env_id in config.envs:
+        for algo in config.algos:
+            parts, found = [], False
+            for strategy in config.strategies:
+                cell = index.get((env_id, algo, strategy, "steps", None)) or {}
+                pairs = (
+                    zip(cell["seeds"], cell["best_heldout"], strict=True) if "best_heldout" in cell else ()
+                )
+                kept = [(seed, best) for seed, best in pairs if best is not None]
+                found = found or bool(kept)
+                if not kept:
+                    parts.append("–")
+                    continue
+                mean, half = mean_ci([best["success"] for _, best in kept])
+                last = _on_seeds(cell, [seed for seed, _ in kept])
+                parts.append(f"{mean:.3f} ± {half:.3f} ({len(kept)}; last {last['success_mean']:.3f})")
+            if found:
+                rows.append(f"| {env_id.split('/')[-1]} | {algo.upper()} | " + " | ".join(parts) + " |")
+    if not rows:
+        return []
+    title = (
+        "**Best validation checkpoint** (same cells): test success of each run's checkpoint with the best "
+        "held-out (validation) success, beside the last policy's on the same seeds"
+    )
+    return _strategy_table_header(config, title) + rows
+
+
+def _strategy_table_header(config: StudyConfig, title: str) -> list[str]:
+    """A blank line, ``title``, and the head of a table with one column per strategy."""
+    return [
+        "",
+        title,
+        "",
+        "| env | algo | " + " | ".join(config.strategies) + " |",
+        "|" + "---|" * (len(config.strategies) + 2),
+    ]
 
 
 _BY_MAP_HEADER = [

@@ -12,7 +12,9 @@ import pytest
 
 from tests.tsr_train.training_utils import tiny_config
 from tsr_train.cli import train
+from tsr_train.heldout import BEST_HELDOUT_DIR, read_best_heldout
 from tsr_train.metrics import METRICS_FILE, read_metrics
+from tsr_train.policy import load_causal_lm
 from tsr_train.study import StudyConfig, mean_ci, model_fingerprint, run, summarise
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -31,6 +33,11 @@ def test_training_logs_the_policy_alone_on_validation_seeds(tiny_model_dir, tmp_
     for record in records[1:]:
         for key in ("rollout/zero_spread_groups", "rollout/reply_tokens", "search/logprob_gap_mean"):
             assert math.isfinite(record[key]), key
+    # The best check's weights are kept, loadable, with the step they come from (the earliest, on a tie).
+    best = read_best_heldout(tmp_path / algo)
+    successes = [r["heldout/success"] for r in records]
+    assert best == {"step": successes.index(max(successes)), "success": max(successes)}
+    load_causal_lm(tmp_path / algo / BEST_HELDOUT_DIR)
 
 
 @pytest.mark.slow
@@ -61,6 +68,10 @@ def test_study_on_a_toy_grid_writes_the_documented_schema(tiny_model_dir, tmp_pa
     assert matched["generated_tokens"][0] >= 0.8 * cells[("best-of-2", "steps")]["generated_tokens"][0]
     table = (tmp_path / "study" / "results.md").read_text()
     assert "Equal optimizer steps" in table and "Equal generated tokens" in table
+    assert "Best validation checkpoint" in table
+    for cell in cells.values():
+        (best,) = cell["best_heldout"]
+        assert 0.0 <= best["success"] <= 1.0 and best["step"] in (0, 1, 2)
     assert (tmp_path / "study" / "curves.png").stat().st_size > 0
     # Resumable: a second run finds every cell done and trains nothing.
     before = (tmp_path / "study" / "cells.jsonl").read_text()
