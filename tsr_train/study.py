@@ -568,21 +568,20 @@ def _best_heldout_lines(config: StudyConfig, index: dict[tuple, dict]) -> list[s
     rows = []
     for env_id in config.envs:
         for algo in config.algos:
-            parts, found = [], False
+            parts = []
             for strategy in config.strategies:
                 cell = index.get((env_id, algo, strategy, "steps", None)) or {}
                 pairs = (
                     zip(cell["seeds"], cell["best_heldout"], strict=True) if "best_heldout" in cell else ()
                 )
                 kept = [(seed, best) for seed, best in pairs if best is not None]
-                found = found or bool(kept)
                 if not kept:
                     parts.append("–")
                     continue
                 mean, half = mean_ci([best["success"] for _, best in kept])
                 last = _on_seeds(cell, [seed for seed, _ in kept])
                 parts.append(f"{mean:.3f} ± {half:.3f} ({len(kept)}; last {last['success_mean']:.3f})")
-            if found:
+            if any(part != "–" for part in parts):
                 rows.append(f"| {env_id.split('/')[-1]} | {algo.upper()} | " + " | ".join(parts) + " |")
     if not rows:
         return []
