@@ -131,7 +131,7 @@ def check_starting_model(config: StudyConfig, fingerprint: str | None, manifest:
     record (its recipe and final warm-up loss).  Nothing is compared when the folder has no cells yet.
     """
     out = Path(config.out_dir)
-    if not (out / STUDY_FILE).exists() or not (_read(out / CELLS_FILE) or any((out / "runs").glob("*"))):
+    if not _holds_cells(out):
         return
     saved = json.loads((out / STUDY_FILE).read_text())
     if saved.get("model_sha256") and fingerprint:
@@ -302,8 +302,10 @@ def run(config: StudyConfig, *, shard: tuple[int, int] = (0, 1), log=print) -> P
     fingerprint, manifest = model_fingerprint(config.model), read_manifest(config.model)
     check_recipe(config)
     check_starting_model(config, fingerprint, manifest)
-    recorded = {**dataclasses.asdict(config), "model_sha256": fingerprint, "model_manifest": manifest}
-    (out / STUDY_FILE).write_text(json.dumps(recorded, indent=2) + "\n")
+    saved = json.loads((out / STUDY_FILE).read_text()) if _holds_cells(out) else {}
+    whole = folder_grid(config, saved)
+    recorded = {**saved, **dataclasses.asdict(whole), "model_sha256": fingerprint, "model_manifest": manifest}
+    _write(out / STUDY_FILE, json.dumps(recorded, indent=2) + "\n")
     index, count = shard
     if index == 0:
         baselines = {r["env"] for r in _read(out / BASELINE_FILE)}
@@ -319,8 +321,31 @@ def run(config: StudyConfig, *, shard: tuple[int, int] = (0, 1), log=print) -> P
             _equal_steps_cell(config, env_id, algo, search, seed, log)
         if config.token_budget and "naive" in config.strategies:
             _equal_token_cells(config, env_id, algo, seed, log)
-        summarise(config)
+        summarise(whole)
     return out
+
+
+_GRID_FIELDS = ("envs", "algos", "strategies", "seeds")
+
+
+def folder_grid(config: StudyConfig, saved: dict[str, Any]) -> StudyConfig:
+    """``config`` with its grid widened by the grid ``saved`` in its folder's study.json.
+
+    Processes that share a folder (one per seed, say, or a later run that adds a strategy) each run
+    their own grid; the folder's record and tables must stay about every cell in it, not only the last
+    process's.  Entries already recorded keep their order; new ones follow (seeds sorted).
+    """
+    widened = {}
+    for name in _GRID_FIELDS:
+        merged = list(saved.get(name, ()))
+        merged += [value for value in getattr(config, name) if value not in merged]
+        widened[name] = tuple(sorted(merged) if name == "seeds" else merged)
+    return dataclasses.replace(config, **widened)
+
+
+def _holds_cells(out: Path) -> bool:
+    """Whether ``out`` has a study record and any cell or run in it (an empty record is not binding)."""
+    return (out / STUDY_FILE).exists() and bool(_read(out / CELLS_FILE) or any((out / "runs").glob("*")))
 
 
 def _done(config: StudyConfig) -> dict[tuple, dict]:
@@ -532,7 +557,7 @@ def markdown(config: StudyConfig, cells: list[dict], baselines: dict[str, dict])
             lines.append(f"| {env_id.split('/')[-1]} | {algo.upper()} | " + " | ".join(parts) + " |")
     lines += _by_map_lines(config, index)
     lines += _best_heldout_lines(config, index)
-    if config.token_budget:
+    if any(cell["budget"] == "tokens" for cell in cells):
         lines += [
             "",
             "**Equal generated tokens**: each search beside naive trained on as many generated tokens, "

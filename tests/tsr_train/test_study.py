@@ -15,7 +15,7 @@ from tsr_train.cli import train
 from tsr_train.heldout import BEST_HELDOUT_DIR, read_best_heldout
 from tsr_train.metrics import METRICS_FILE, read_metrics
 from tsr_train.policy import load_causal_lm
-from tsr_train.study import StudyConfig, mean_ci, model_fingerprint, run, summarise
+from tsr_train.study import StudyConfig, folder_grid, mean_ci, model_fingerprint, run, summarise
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 pytestmark = pytest.mark.filterwarnings("ignore:.*gradient_checkpointing.*:FutureWarning")
@@ -79,6 +79,14 @@ def test_study_on_a_toy_grid_writes_the_documented_schema(tiny_model_dir, tmp_pa
     assert (tmp_path / "study" / "cells.jsonl").read_text() == before
     recorded = json.loads((tmp_path / "study" / "study.json").read_text())
     assert recorded["model_sha256"] == model_fingerprint(tiny_model_dir)
+    # A process with a narrower grid (one strategy, no token budget) sharing the folder keeps the
+    # folder's record and tables about every cell in it, and a note written into the record.
+    (tmp_path / "study" / "study.json").write_text(json.dumps({**recorded, "note": "by hand"}))
+    run(dataclasses.replace(config, strategies=("naive",), token_budget=False), log=lambda line: None)
+    recorded = json.loads((tmp_path / "study" / "study.json").read_text())
+    assert recorded["strategies"] == ["naive", "best-of-2"] and recorded["note"] == "by hand"
+    assert (tmp_path / "study" / "results.md").read_text() == table
+    assert (tmp_path / "study" / "cells.jsonl").read_text() == before
     # The records are enough: without the run folders (a fresh checkout) the summary is the same, and
     # the plot is kept, not redrawn without the cells whose curves the records do not hold.
     for line in before.splitlines():
@@ -114,6 +122,22 @@ def test_a_study_folder_refuses_cells_from_another_starting_model(tmp_path):
     check_starting_model(config, "abc", {**built, "build_time_s": 1402.2})
     with pytest.raises(RecipeMismatch, match=r"0\.3388"):
         check_starting_model(config, "abc", {**built, "final_loss": 0.3388})
+
+
+def test_the_folder_grid_is_the_union_of_the_grids_run_in_it():
+    saved = {
+        "envs": ["tsr/FrozenLake-v0"],
+        "algos": ["grpo"],
+        "strategies": ["naive", "best-of-4"],
+        "seeds": [0, 2],
+    }
+    mine = StudyConfig(
+        envs=("tsr/FrozenLake-v0",), algos=("ppo",), strategies=("beam-2x2", "naive"), seeds=(4, 1)
+    )
+    whole = folder_grid(mine, saved)
+    assert whole.envs == ("tsr/FrozenLake-v0",) and whole.algos == ("grpo", "ppo")
+    assert whole.strategies == ("naive", "best-of-4", "beam-2x2") and whole.seeds == (0, 1, 2, 4)
+    assert folder_grid(mine, {}) == dataclasses.replace(mine, seeds=(1, 4))  # a new folder: its own grid
 
 
 def test_mean_ci_is_a_student_t_interval():
