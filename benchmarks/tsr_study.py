@@ -25,24 +25,29 @@ import sys
 from pathlib import Path
 
 from tsr_train.config import GRPOSettings, PPOSettings, RolloutConfig, TrainConfig
-from tsr_train.study import RecipeMismatch, StudyConfig, run, summarise, variants_markdown
+from tsr_train.study import RecipeMismatch, StudyConfig, recorded_study, run, summarise, variants_markdown
 
 
 def parse_args() -> tuple[StudyConfig, tuple[int, int], bool, str | None]:
     defaults = StudyConfig()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--envs", nargs="+", default=list(defaults.envs))
-    parser.add_argument("--algos", nargs="+", choices=["grpo", "ppo"], default=list(defaults.algos))
-    parser.add_argument("--strategies", nargs="+", default=list(defaults.strategies))
-    parser.add_argument("--seeds", nargs="+", type=int, default=list(defaults.seeds))
-    parser.add_argument("--steps", type=int, default=defaults.steps)
-    parser.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes)
+    # No defaults here: a run fills in StudyConfig's, --summarise-only the folder's study.json (below).
+    parser.add_argument("--envs", nargs="+", help=f"default: {' '.join(defaults.envs)}")
+    parser.add_argument("--algos", nargs="+", choices=["grpo", "ppo"], help="default: grpo ppo")
+    parser.add_argument("--strategies", nargs="+", help=f"default: {' '.join(defaults.strategies)}")
+    parser.add_argument("--seeds", nargs="+", type=int, help="default: 0 1 2 3 4")
+    parser.add_argument("--steps", type=int, help=f"default: {defaults.steps}")
+    parser.add_argument("--eval-episodes", type=int, help=f"default: {defaults.eval_episodes}")
     parser.add_argument("--no-token-budget", action="store_true", help="skip the equal-token naive runs")
     parser.add_argument("--model", default=None, help="HF causal LM (default: the embedded tiny model)")
     parser.add_argument("--out", default=defaults.out_dir)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="recipe override")
     parser.add_argument("--shard", default="0/1", help="i/n: run every n-th (env, algo, seed) row from i")
-    parser.add_argument("--summarise-only", action="store_true")
+    parser.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="only rebuild the tables and plot, of the study the folder records unless told otherwise",
+    )
     parser.add_argument(
         "--variants-table",
         metavar="DIR",
@@ -69,18 +74,25 @@ def parse_args() -> tuple[StudyConfig, tuple[int, int], bool, str | None]:
         else:
             parser.error(f"--set {name}: not a RolloutConfig, TrainConfig, ppo.* or grpo.* field")
     index, _, count = args.shard.partition("/")
-    config = StudyConfig(
-        envs=tuple(args.envs),
-        algos=tuple(args.algos),
-        strategies=tuple(args.strategies),
-        seeds=tuple(args.seeds),
-        steps=args.steps,
-        eval_episodes=args.eval_episodes,
-        token_budget=not args.no_token_budget,
-        model=args.model,
+    base = recorded_study(args.out) if args.summarise_only else defaults
+    given = {
+        "envs": args.envs,
+        "algos": args.algos,
+        "strategies": args.strategies,
+        "seeds": args.seeds,
+        "steps": args.steps,
+        "eval_episodes": args.eval_episodes,
+        "model": args.model,
+        "rollout_overrides": rollout_overrides or None,
+        "train_overrides": train_overrides or None,
+    }
+    config = dataclasses.replace(
+        base,
+        **{
+            name: tuple(value) if isinstance(value, list) else value for name, value in given.items() if value
+        },
+        token_budget=base.token_budget and not args.no_token_budget,
         out_dir=args.out,
-        rollout_overrides=rollout_overrides,
-        train_overrides=train_overrides,
     )
     return config, (int(index), int(count)), args.summarise_only, args.variants_table
 
@@ -94,13 +106,15 @@ def main() -> None:
         (Path(variants) / "variants.md").write_text(table)
         print(table)
         return
-    if not summarise_only:
+    if summarise_only:
+        summarise(config)
+    else:
         try:
-            run(config, shard=shard)
+            run(config, shard=shard)  # summarises the folder's whole grid as its cells finish
         except RecipeMismatch as error:
             sys.exit(f"tsr_study: {error}")
-    summarise(config)
-    print((Path(config.out_dir) / "results.md").read_text())
+    table = Path(config.out_dir) / "results.md"
+    print(table.read_text() if table.exists() else f"tsr_study: no cell of this shard in {config.out_dir}")
 
 
 if __name__ == "__main__":

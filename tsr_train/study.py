@@ -343,6 +343,18 @@ def folder_grid(config: StudyConfig, saved: dict[str, Any]) -> StudyConfig:
     return dataclasses.replace(config, **widened)
 
 
+def recorded_study(out_dir: str | Path) -> StudyConfig:
+    """The study a folder's study.json records (its whole grid and recipe), or the default one if none."""
+    path = Path(out_dir) / STUDY_FILE
+    if not path.exists():
+        return dataclasses.replace(StudyConfig(), out_dir=str(out_dir))
+    saved = json.loads(path.read_text())
+    names = {f.name for f in dataclasses.fields(StudyConfig)}
+    return StudyConfig(
+        **{name: tuple(v) if isinstance(v, list) else v for name, v in saved.items() if name in names}
+    )
+
+
 def _holds_cells(out: Path) -> bool:
     """Whether ``out`` has a study record and any cell or run in it (an empty record is not binding)."""
     return (out / STUDY_FILE).exists() and bool(_read(out / CELLS_FILE) or any((out / "runs").glob("*")))

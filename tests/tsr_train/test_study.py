@@ -15,7 +15,15 @@ from tsr_train.cli import train
 from tsr_train.heldout import BEST_HELDOUT_DIR, read_best_heldout
 from tsr_train.metrics import METRICS_FILE, read_metrics
 from tsr_train.policy import load_causal_lm
-from tsr_train.study import StudyConfig, folder_grid, mean_ci, model_fingerprint, run, summarise
+from tsr_train.study import (
+    StudyConfig,
+    folder_grid,
+    mean_ci,
+    model_fingerprint,
+    recorded_study,
+    run,
+    summarise,
+)
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 pytestmark = pytest.mark.filterwarnings("ignore:.*gradient_checkpointing.*:FutureWarning")
@@ -138,6 +146,22 @@ def test_the_folder_grid_is_the_union_of_the_grids_run_in_it():
     assert whole.envs == ("tsr/FrozenLake-v0",) and whole.algos == ("grpo", "ppo")
     assert whole.strategies == ("naive", "best-of-4", "beam-2x2") and whole.seeds == (0, 1, 2, 4)
     assert folder_grid(mine, {}) == dataclasses.replace(mine, seeds=(1, 4))  # a new folder: its own grid
+
+
+def test_a_folder_record_gives_back_its_study(tmp_path):
+    study = StudyConfig(
+        envs=("tsr/FrozenLake-Hard-v0",),
+        strategies=("naive",),
+        seeds=(3,),
+        steps=200,
+        out_dir=str(tmp_path),
+        rollout_overrides={"max_turns": 10},
+        train_overrides={"ppo.max_kl": 0.0},
+    )
+    assert recorded_study(tmp_path) == StudyConfig(out_dir=str(tmp_path))  # nothing recorded yet
+    record = {**dataclasses.asdict(study), "model_sha256": "abc", "note": "by hand"}
+    (tmp_path / "study.json").write_text(json.dumps(record))
+    assert recorded_study(tmp_path) == study
 
 
 def test_mean_ci_is_a_student_t_interval():
