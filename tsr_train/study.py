@@ -533,7 +533,7 @@ def markdown(config: StudyConfig, cells: list[dict], baselines: dict[str, dict])
     lines = [
         f"**Equal optimizer steps** ({config.steps} steps): test success of the final policy alone",
         "",
-        "| env | algo | base | " + " | ".join(config.strategies) + " | best search − naive |",
+        "| env | algo | base | " + " | ".join(config.strategies) + " | best search − naive (paired) |",
         "|" + "---|" * (len(config.strategies) + 4),
     ]
     for env_id in config.envs:
@@ -541,18 +541,13 @@ def markdown(config: StudyConfig, cells: list[dict], baselines: dict[str, dict])
         for algo in config.algos:
             row = [index.get((env_id, algo, s, "steps", None)) for s in config.strategies]
             naive = index.get((env_id, algo, "naive", "steps", None))
-            gaps = [
-                c["success_mean"] - naive["success_mean"]
-                for s, c in zip(config.strategies, row, strict=True)
-                if c is not None and naive is not None and s != "naive"
-            ]
-            best = f"{max(gaps):+.3f}" if gaps else "–"
+            searches = {s: c for s, c in zip(config.strategies, row, strict=True) if s != "naive"}
             lines.append(
                 f"| {env_id.split('/')[-1]} | {algo.upper()} | "
                 + ("–" if base is None else f"{base:.3f}")
                 + " | "
                 + " | ".join(_fmt(c) for c in row)
-                + f" | {best} |"
+                + f" | {_best_paired_gap(searches, naive, _last_success)} |"
             )
     lines += _strategy_table_header(
         config,
@@ -600,43 +595,77 @@ def markdown(config: StudyConfig, cells: list[dict], baselines: dict[str, dict])
     return "\n".join(lines)
 
 
+def _last_success(cell: dict) -> dict[int, float]:
+    """Each seed's test success of its last policy."""
+    return dict(zip(cell["seeds"], cell["success"], strict=True))
+
+
+def _best_heldout_success(cell: dict) -> dict[int, float]:
+    """Each seed's test success of its best validation checkpoint, for the runs that kept one."""
+    pairs = zip(cell["seeds"], cell["best_heldout"], strict=True) if "best_heldout" in cell else ()
+    return {seed: best["success"] for seed, best in pairs if best is not None}
+
+
+def _best_paired_gap(searches: dict[str, dict | None], naive: dict | None, by_seed) -> str:
+    """The search that beats naive most, paired by seed: mean difference ± 95% CI (strategy, seeds).
+
+    Pairing compares each search run with the naive run of its own seed, which removes what the seed
+    alone decides (the training instances, the sampling) from the comparison.
+    """
+    if naive is None or not any(searches.values()):
+        return "–"
+    baseline = by_seed(naive)
+    gaps = {}
+    for strategy, cell in searches.items():
+        mine = by_seed(cell) if cell is not None else {}
+        shared = [seed for seed in mine if seed in baseline]
+        if shared:
+            gaps[strategy] = (*mean_ci([mine[seed] - baseline[seed] for seed in shared]), len(shared))
+    if not gaps:
+        return "–"
+    strategy, (mean, half, seeds) = max(gaps.items(), key=lambda item: item[1][0])
+    return f"{mean:+.3f} ± {half:.3f} ({strategy}, {seeds})"
+
+
 def _best_heldout_lines(config: StudyConfig, index: dict[tuple, dict]) -> list[str]:
     """Equal steps, each run's best validation checkpoint instead of its last policy (cells that kept one)."""
     rows = []
     for env_id in config.envs:
         for algo in config.algos:
+            cells = {s: index.get((env_id, algo, s, "steps", None)) for s in config.strategies}
             parts = []
-            for strategy in config.strategies:
-                cell = index.get((env_id, algo, strategy, "steps", None)) or {}
-                pairs = (
-                    zip(cell["seeds"], cell["best_heldout"], strict=True) if "best_heldout" in cell else ()
-                )
-                kept = [(seed, best) for seed, best in pairs if best is not None]
+            for cell in cells.values():
+                kept = _best_heldout_success(cell) if cell is not None else {}
                 if not kept:
                     parts.append("–")
                     continue
-                mean, half = mean_ci([best["success"] for _, best in kept])
-                last = _on_seeds(cell, [seed for seed, _ in kept])
+                mean, half = mean_ci(list(kept.values()))
+                last = _on_seeds(cell, list(kept))
                 parts.append(f"{mean:.3f} ± {half:.3f} ({len(kept)}; last {last['success_mean']:.3f})")
             if any(part != "–" for part in parts):
-                rows.append(f"| {env_id.split('/')[-1]} | {algo.upper()} | " + " | ".join(parts) + " |")
+                searches = {s: c for s, c in cells.items() if s != "naive"}
+                gap = _best_paired_gap(searches, cells.get("naive"), _best_heldout_success)
+                rows.append(
+                    f"| {env_id.split('/')[-1]} | {algo.upper()} | " + " | ".join(parts) + f" | {gap} |"
+                )
     if not rows:
         return []
     title = (
         "**Best validation checkpoint** (same cells): test success of each run's checkpoint with the best "
         "held-out (validation) success, beside the last policy's on the same seeds"
     )
-    return _strategy_table_header(config, title) + rows
+    return _strategy_table_header(config, title, last_column="best search − naive (paired)") + rows
 
 
-def _strategy_table_header(config: StudyConfig, title: str) -> list[str]:
-    """A blank line, ``title``, and the head of a table with one column per strategy."""
+def _strategy_table_header(config: StudyConfig, title: str, last_column: str | None = None) -> list[str]:
+    """A blank line, ``title``, and the head of a table with one column per strategy (and ``last_column``)."""
+    columns = [*config.strategies, *([last_column] if last_column else [])]
     return [
         "",
         title,
         "",
-        "| env | algo | " + " | ".join(config.strategies) + " |",
-        "|" + "---|" * (len(config.strategies) + 2),
+        "| env | algo | " + " | ".join(columns) + " |",
+        "|" + "---|" * (len(columns) + 2),
     ]
 
 

@@ -312,27 +312,46 @@ def test_success_by_map_splits_test_episodes_by_the_fixed_map_they_drew():
     assert "| FrozenLake-Hard-v0 | PPO | naive | 2 | 0.25, 0.00, 1.00, 0.00 |" in markdown(config, [cell], {})
 
 
+def _cell(strategy: str, budget: str, matched_to: str | None, seeds: list[int], success: list[float]) -> dict:
+    """A summarised cell of the study on FrozenLake-v0 with GRPO, with the fields its tables read."""
+    mean, half = mean_ci(success)
+    return {
+        "env": "tsr/FrozenLake-v0",
+        "algo": "grpo",
+        "strategy": strategy,
+        "budget": budget,
+        "matched_to": matched_to,
+        "seeds": seeds,
+        "success": success,
+        "success_mean": mean,
+        "success_ci95": half,
+        "steps": [400] * len(seeds),
+        "rollout_success": [],
+    }
+
+
+def test_search_is_compared_with_naive_seed_by_seed():
+    from tsr_train.study import markdown
+
+    config = StudyConfig(
+        envs=("tsr/FrozenLake-v0",), algos=("grpo",), strategies=("naive", "best-of-4", "beam-2x2")
+    )
+    naive = _cell("naive", "steps", None, [0, 1, 2], [0.2, 0.3, 0.1])
+    best_of_4 = _cell("best-of-4", "steps", None, [0, 1], [0.6, 0.2])  # +0.4, -0.1 on its own seeds
+    beam = _cell("beam-2x2", "steps", None, [0, 1, 2], [0.3, 0.4, 0.2])  # +0.1 on every seed
+    naive["best_heldout"] = [{"success": s} for s in (0.2, 0.5, 0.1)]
+    best_of_4["best_heldout"] = [{"success": 0.7}, None]  # seed 1 kept no checkpoint
+    table = markdown(config, [naive, best_of_4, beam], {})
+    equal_steps, best_checkpoints = table.split("**Best validation checkpoint**")
+    # Unpaired, best-of-4's mean (0.4) is 0.2 above naive's; on its own seeds it is 0.15 above.
+    assert "| +0.150 ± 3.176 (best-of-4, 2) |" in equal_steps
+    assert "| +0.500 ± 0.000 (best-of-4, 1) |" in best_checkpoints  # beam kept none: no pair
+
+
 def test_equal_token_table_compares_the_search_on_the_naive_runs_seeds_only():
     from tsr_train.study import markdown
 
-    def cell(
-        strategy: str, budget: str, matched_to: str | None, seeds: list[int], success: list[float]
-    ) -> dict:
-        mean, half = mean_ci(success)
-        return {
-            "env": "tsr/FrozenLake-v0",
-            "algo": "grpo",
-            "strategy": strategy,
-            "budget": budget,
-            "matched_to": matched_to,
-            "seeds": seeds,
-            "success": success,
-            "success_mean": mean,
-            "success_ci95": half,
-            "steps": [400] * len(seeds),
-            "rollout_success": [],
-        }
-
+    cell = _cell
     config = StudyConfig(envs=("tsr/FrozenLake-v0",), algos=("grpo",), strategies=("naive", "best-of-4"))
     search = cell("best-of-4", "steps", None, [0, 1, 2], [0.6, 0.2, 0.1])
     extended = cell("naive", "tokens", "best-of-4", [0, 2], [0.3, 0.3])
