@@ -1,0 +1,43 @@
+"""Every committed study table is what its folder's records give: nothing in them is written by hand."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tsr_train.study import (
+    BASELINE_FILE,
+    CELLS_FILE,
+    RESULTS_FILE,
+    STUDY_FILE,
+    TABLE_FILE,
+    recorded_study,
+    summarise,
+)
+
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+FOLDERS = sorted(
+    record.parent
+    for record in RESULTS.rglob(STUDY_FILE)
+    if (record.parent / TABLE_FILE).exists() and "runs" not in record.relative_to(RESULTS).parts
+)
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=[str(f.relative_to(RESULTS)) for f in FOLDERS])
+def test_a_committed_study_table_is_rebuilt_from_its_records(folder, tmp_path):
+    # Only what a fresh checkout has: the records, without the run folders.
+    for name in (STUDY_FILE, CELLS_FILE, BASELINE_FILE):
+        if (folder / name).exists():
+            shutil.copy(folder / name, tmp_path / name)
+    summarise(dataclasses.replace(recorded_study(folder), out_dir=str(tmp_path)))
+    assert (tmp_path / TABLE_FILE).read_text() == (folder / TABLE_FILE).read_text()
+    rebuilt, committed = (json.loads((path / RESULTS_FILE).read_text()) for path in (tmp_path, folder))
+    assert rebuilt["cells"] == committed["cells"] and rebuilt["baseline"] == committed["baseline"]
+
+
+def test_the_committed_studies_are_found():
+    assert len(FOLDERS) >= 20 and RESULTS / "tsr_study_hard_maps_xeon_best" in FOLDERS
