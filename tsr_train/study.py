@@ -302,10 +302,8 @@ def run(config: StudyConfig, *, shard: tuple[int, int] = (0, 1), log=print) -> P
     fingerprint, manifest = model_fingerprint(config.model), read_manifest(config.model)
     check_recipe(config)
     check_starting_model(config, fingerprint, manifest)
-    saved = json.loads((out / STUDY_FILE).read_text()) if _holds_cells(out) else {}
-    whole = folder_grid(config, saved)
-    recorded = {**saved, **dataclasses.asdict(whole), "model_sha256": fingerprint, "model_manifest": manifest}
-    _write(out / STUDY_FILE, json.dumps(recorded, indent=2) + "\n")
+    record = {"model_sha256": fingerprint, "model_manifest": manifest}
+    record_study(config, record)
     index, count = shard
     if index == 0:
         baselines = {r["env"] for r in _read(out / BASELINE_FILE)}
@@ -321,7 +319,7 @@ def run(config: StudyConfig, *, shard: tuple[int, int] = (0, 1), log=print) -> P
             _equal_steps_cell(config, env_id, algo, search, seed, log)
         if config.token_budget and "naive" in config.strategies:
             _equal_token_cells(config, env_id, algo, seed, log)
-        summarise(whole)
+        summarise(record_study(config, record))
     return out
 
 
@@ -341,6 +339,27 @@ def folder_grid(config: StudyConfig, saved: dict[str, Any]) -> StudyConfig:
         merged += [value for value in getattr(config, name) if value not in merged]
         widened[name] = tuple(sorted(merged) if name == "seeds" else merged)
     return dataclasses.replace(config, **widened)
+
+
+def record_study(config: StudyConfig, extra: dict[str, Any]) -> StudyConfig:
+    """Widen the folder's study.json by ``config``'s grid (plus ``extra`` fields); returns the whole study.
+
+    Called when a process starts and again before each of its summaries, under a lock on the folder:
+    processes that start together would otherwise each read the old record and the last to write would
+    drop the others' grids, and a process would table only the grids recorded before it started.
+    """
+    import fcntl  # POSIX only, like the shards that need it
+
+    out = Path(config.out_dir)
+    folder = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        saved = json.loads((out / STUDY_FILE).read_text()) if _holds_cells(out) else {}
+        whole = folder_grid(config, saved)
+        _write(out / STUDY_FILE, json.dumps({**saved, **dataclasses.asdict(whole), **extra}, indent=2) + "\n")
+    finally:
+        os.close(folder)  # closing the descriptor releases the lock
+    return whole
 
 
 def recorded_study(out_dir: str | Path) -> StudyConfig:

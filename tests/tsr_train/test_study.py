@@ -20,6 +20,7 @@ from tsr_train.study import (
     folder_grid,
     mean_ci,
     model_fingerprint,
+    record_study,
     recorded_study,
     run,
     summarise,
@@ -146,6 +147,18 @@ def test_the_folder_grid_is_the_union_of_the_grids_run_in_it():
     assert whole.envs == ("tsr/FrozenLake-v0",) and whole.algos == ("grpo", "ppo")
     assert whole.strategies == ("naive", "best-of-4", "beam-2x2") and whole.seeds == (0, 1, 2, 4)
     assert folder_grid(mine, {}) == dataclasses.replace(mine, seeds=(1, 4))  # a new folder: its own grid
+
+
+def test_a_process_tables_the_grids_recorded_after_it_started(tmp_path):
+    """Two processes start on one folder; each re-records before it summarises, so neither loses the other."""
+    beam = StudyConfig(strategies=("beam-2x2",), seeds=(0,), out_dir=str(tmp_path))
+    lookahead = dataclasses.replace(beam, strategies=("lookahead-1x4",))
+    assert record_study(beam, {"model_sha256": "abc"}).strategies == ("beam-2x2",)
+    (tmp_path / "cells.jsonl").write_text(json.dumps({"strategy": "beam-2x2"}) + "\n")  # a first cell
+    assert record_study(lookahead, {"model_sha256": "abc"}).strategies == ("beam-2x2", "lookahead-1x4")
+    assert record_study(beam, {"model_sha256": "abc"}).strategies == ("beam-2x2", "lookahead-1x4")
+    recorded = json.loads((tmp_path / "study.json").read_text())
+    assert recorded["strategies"] == ["beam-2x2", "lookahead-1x4"] and recorded["model_sha256"] == "abc"
 
 
 def test_a_folder_record_gives_back_its_study(tmp_path):
