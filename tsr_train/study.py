@@ -331,9 +331,10 @@ def folder_grid(config: StudyConfig, saved: dict[str, Any]) -> StudyConfig:
 
     Processes that share a folder (one per seed, say, or a later run that adds a strategy) each run
     their own grid; the folder's record and tables must stay about every cell in it, not only the last
-    process's.  Entries already recorded keep their order; new ones follow (seeds sorted).
+    process's.  Entries already recorded keep their order; new ones follow (seeds sorted).  The
+    equal-token budget stays recorded once any process ran it, since its cells stay in the folder.
     """
-    widened = {}
+    widened: dict[str, Any] = {"token_budget": config.token_budget or bool(saved.get("token_budget"))}
     for name in _GRID_FIELDS:
         merged = list(saved.get(name, ()))
         merged += [value for value in getattr(config, name) if value not in merged]

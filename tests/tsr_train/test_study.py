@@ -147,6 +147,9 @@ def test_the_folder_grid_is_the_union_of_the_grids_run_in_it():
     assert whole.envs == ("tsr/FrozenLake-v0",) and whole.algos == ("grpo", "ppo")
     assert whole.strategies == ("naive", "best-of-4", "beam-2x2") and whole.seeds == (0, 1, 2, 4)
     assert folder_grid(mine, {}) == dataclasses.replace(mine, seeds=(1, 4))  # a new folder: its own grid
+    no_tokens = dataclasses.replace(mine, token_budget=False)
+    assert folder_grid(no_tokens, {**saved, "token_budget": True}).token_budget  # its cells stay recorded
+    assert not folder_grid(no_tokens, saved).token_budget
 
 
 def test_a_process_tables_the_grids_recorded_after_it_started(tmp_path):
