@@ -12,6 +12,7 @@ from typing import Any
 import gymnasium as gym
 
 from tsr_envs.frozenlake.maps import HARD_MAPS
+from tsr_envs.sokoban.hard_levels import HARD_LEVELS
 
 NAMESPACE = "tsr"
 
@@ -57,6 +58,8 @@ SPECS: tuple[EnvSpec, ...] = (
         max_episode_steps=100,
     ),
     EnvSpec("Sokoban-v0", _SOKOBAN, {"dim_room": (6, 6), "num_boxes": 1}, max_episode_steps=100),
+    # Rare rewards: four fixed levels of seven to nine actions, one drawn per episode by the seed.
+    EnvSpec("Sokoban-Hard-v0", _SOKOBAN, {"levels": HARD_LEVELS}, max_episode_steps=100),
     EnvSpec("Sokoban-8x8-2box-v0", _SOKOBAN, {"dim_room": (8, 8), "num_boxes": 2}, max_episode_steps=100),
     EnvSpec("Sokoban-10x10-3box-v0", _SOKOBAN, {"dim_room": (10, 10), "num_boxes": 3}, max_episode_steps=100),
     EnvSpec("Boxoban-v0", "tsr_envs.sokoban:BoxobanEnv", max_episode_steps=100, requires=("level_file",)),

@@ -258,26 +258,38 @@ def best_heldout_record(run_dir: Path, config: StudyConfig, env_id: str) -> dict
     return {"best_heldout": {"step": best["step"], "validation_success": best["success"], **test}}
 
 
+#: The kwarg that gives an env a few fixed instances, and the env attribute naming an episode's one.
+FIXED_INSTANCE_INDEX = {"maps": "map_index", "levels": "level_index"}
+
+
 def success_by_map(
     env_id: str, env_kwargs: dict[str, Any], outcomes: tuple[tuple[int, bool], ...]
 ) -> dict[str, list[float]] | None:
-    """For an env made with a set of fixed ``maps`` (FrozenLake's ``map_index``), success on each map.
+    """For an env with a set of fixed instances (FrozenLake ``maps``, Sokoban ``levels``), success on each.
 
-    ``{"success": [one per map], "episodes": [one per map]}``; ``None`` for other envs (without making
-    them).  On ``tsr/FrozenLake-Hard-v0`` it tells a policy that solves one easy map from one that reads
-    the board.
+    ``{"success": [one per map or level], "episodes": [one per map or level]}``; ``None`` for other envs
+    (without making them).  On ``tsr/FrozenLake-Hard-v0`` and ``tsr/Sokoban-Hard-v0`` it tells a policy
+    that solves one easy instance from one that learned them all.
     """
     import gymnasium as gym
 
-    if len({**gym.spec(env_id).kwargs, **env_kwargs}.get("maps") or ()) < 2:
+    kwargs = {**gym.spec(env_id).kwargs, **env_kwargs}
+    fixed = [
+        (name, attribute)
+        for name, attribute in FIXED_INSTANCE_INDEX.items()
+        if len(kwargs.get(name) or ()) > 1
+    ]
+    if not fixed:
         return None
+    name, index_attribute = fixed[0]
     env = gym.make(env_id, **env_kwargs).unwrapped
-    maps = len(env.fixed_maps)
-    wins, counts = [0] * maps, [0] * maps
+    count = len(kwargs[name])
+    wins, counts = [0] * count, [0] * count
     for seed, success in outcomes:
         env.reset(seed=seed)
-        wins[env.map_index] += success
-        counts[env.map_index] += 1
+        index = getattr(env, index_attribute)
+        wins[index] += success
+        counts[index] += 1
     env.close()
     return {"success": [w / n if n else None for w, n in zip(wins, counts, strict=True)], "episodes": counts}
 
@@ -691,15 +703,15 @@ def _strategy_table_header(config: StudyConfig, title: str, last_column: str | N
 
 _BY_MAP_HEADER = [
     "",
-    "**By map** (same cells): test success on each fixed map, mean over seeds",
+    "**By map** (same cells): test success on each fixed map or level, mean over seeds",
     "",
-    "| env | algo | strategy | seeds | success on map 0, 1, ... |",
+    "| env | algo | strategy | seeds | success on map (level) 0, 1, ... |",
     "|---|---|---|---|---|",
 ]
 
 
 def _by_map_lines(config: StudyConfig, index: dict[tuple, dict]) -> list[str]:
-    """The equal-steps cells' test success on each fixed map, for envs that have several (else none)."""
+    """The equal-steps cells' test success on each fixed map or level, for envs with several (else none)."""
     rows: list[str] = []
     for env_id in config.envs:
         for algo in config.algos:

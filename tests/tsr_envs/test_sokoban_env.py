@@ -15,17 +15,16 @@ import tsr_envs  # noqa: F401
 from tests.conftest import require_shared_data
 from tsr_envs.sokoban import Board, BoxobanEnv, SokobanEnv, load_boxoban
 from tsr_envs.sokoban.env import STUCK_MESSAGE
+from tsr_envs.sokoban.hard_levels import HARD_LEVELS
 from tsr_envs.sokoban.solver import UNKNOWN, solve, solve_within
 
 
 @pytest.fixture
-def make_level_env(tmp_path):
-    """An env playing one hand-made grid, written as a Boxoban file (the public way to fix a level)."""
+def make_level_env():
+    """An env playing one hand-made grid."""
 
     def make(rows: list[str], **kwargs) -> SokobanEnv:
-        path = tmp_path / "level.txt"
-        path.write_text("; 0\n" + "\n".join(rows) + "\n")
-        env = SokobanEnv(level_file=path, max_actions_per_turn=10, **kwargs)
+        env = SokobanEnv(levels=[rows], max_actions_per_turn=10, **kwargs)
         env.reset(seed=0)
         return env
 
@@ -123,6 +122,47 @@ def test_bad_level_files_are_clear_errors(tmp_path):
     (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ValueError, match="not a text"):
         SokobanEnv(level_file=tmp_path / "binary.txt")
+
+
+def test_bad_levels_are_clear_errors():
+    for levels, message in (
+        ("#####\n#@$.#\n#####", "non-empty list"),
+        ([], "non-empty list"),
+        ([["#####", "#@$.#", "#####"], ["#####", "#@$?#", "#####"]], r"levels\[1\]: .*unknown symbol"),
+        ([["#####", "#@$$#", "#####"]], r"levels\[0\]: .*as many boxes as targets"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            SokobanEnv(levels=levels)
+    with pytest.raises(ValueError, match="not both"):
+        SokobanEnv(levels=[["#####", "#@$.#", "#####"]], level_file="level.txt")
+
+
+def test_a_set_of_levels_is_drawn_by_the_seed_and_every_hard_level_is_far_from_solved():
+    env = gym.make("tsr/Sokoban-Hard-v0")
+    drawn: dict[int, list[int]] = {}
+    for seed in range(60):
+        observation, info = env.reset(seed=seed)
+        index = env.unwrapped.level_index
+        assert info["level_index"] == index
+        assert observation == env.reset(seed=seed)[0]  # the same seed, the same level
+        assert env.unwrapped._task.board.render(*_start(env)) == "\n".join(HARD_LEVELS[index])
+        drawn.setdefault(index, []).append(seed)
+    assert sorted(drawn) == list(range(len(HARD_LEVELS)))
+    for seeds in drawn.values():
+        _, info = env.reset(seed=seeds[0])
+        plan = env.unwrapped.optimal_actions()
+        assert len(plan) == info["optimal_length"] >= 7
+        for action in plan:
+            _, _, terminated, _, info = env.step(f"<answer>{action}</answer>")
+        assert terminated and info["success"]
+    generated = SokobanEnv()
+    generated.reset(seed=0)
+    assert generated.level_index is None
+
+
+def _start(env) -> tuple:
+    level = env.unwrapped._task
+    return level.player, level.boxes
 
 
 def test_level_index_option(make_level_env):

@@ -318,6 +318,11 @@ def test_success_by_map_splits_test_episodes_by_the_fixed_map_they_drew():
     assert by_map["success"] == [0.0, 0.0, 1.0, 0.0]
     assert by_map["episodes"] == [list(drawn.values()).count(i) for i in range(4)]
     assert success_by_map("tsr/FrozenLake-v0", {}, outcomes) is None  # random maps: nothing to split
+    levels = gym.make("tsr/Sokoban-Hard-v0").unwrapped
+    solved_level_1 = tuple((seed, levels.reset(seed=seed)[1]["level_index"] == 1) for seed in range(40))
+    by_level = success_by_map("tsr/Sokoban-Hard-v0", {}, solved_level_1)
+    assert by_level["success"] == [0.0, 1.0, 0.0, 0.0] and sum(by_level["episodes"]) == 40
+    assert success_by_map("tsr/Sokoban-v0", {}, solved_level_1) is None  # generated levels
 
     config = StudyConfig(envs=("tsr/FrozenLake-Hard-v0",), algos=("ppo",), strategies=("naive",))
     cell = {"env": "tsr/FrozenLake-Hard-v0", "algo": "ppo", "strategy": "naive", "budget": "steps"}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from tsr_envs.core import TextEnv, Transition
@@ -51,8 +53,9 @@ class SokobanEnv(TextEnv):
 
     Keyword arguments: ``dim_room`` (rows, columns) and ``num_boxes`` of generated levels,
     ``min_solution_length`` (generated levels need at least this many actions), ``max_states`` (the
-    generator's reverse-search budget), ``level_file`` (a Boxoban file; ``reset(options={"level_index":
-    i})`` picks a level, otherwise the seed does), ``max_steps`` (actions per episode, default 100),
+    generator's reverse-search budget), ``level_file`` (a Boxoban file) or ``levels`` (a few fixed
+    levels, each a list of rows in RAGEN's or Boxoban's symbols); ``reset(options={"level_index": i})``
+    picks one of those, otherwise the seed does; ``max_steps`` (actions per episode, default 100),
     and those of ``TextEnv``.
     """
 
@@ -62,6 +65,7 @@ class SokobanEnv(TextEnv):
         dim_room: tuple[int, int] = (6, 6),
         num_boxes: int = 1,
         level_file: str | os.PathLike[str] | None = None,
+        levels: Sequence[Sequence[str] | str] | None = None,
         min_solution_length: int = 2,
         max_states: int = 20_000,
         solver_max_expansions: int | None = DEFAULT_SOLVER_MAX_EXPANSIONS,
@@ -69,9 +73,14 @@ class SokobanEnv(TextEnv):
         **kwargs: Any,
     ) -> None:
         super().__init__(max_steps=max_steps, **kwargs)
+        #: the fixed levels the seed chooses from; ``None`` for generated levels
         self.levels: tuple[Level, ...] | None = None
+        if level_file is not None and levels is not None:
+            raise ValueError("give either level_file (a Boxoban file) or levels (a list of grids), not both")
         if level_file is not None:
             self.levels = load_boxoban(level_file)
+        elif levels is not None:
+            self.levels = _fixed_levels(levels)
         else:
             dim_room = tuple(dim_room)
             check_parameters(dim_room, num_boxes, min_solution_length)
@@ -117,10 +126,17 @@ class SokobanEnv(TextEnv):
         if index is None:
             return int(self.np_random.integers(count))
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
-            raise ValueError(
-                f"level_index must be an integer in [0, {count}) for {self.level_file}, got {index!r}"
-            )
+            source = self.level_file or "these levels"
+            raise ValueError(f"level_index must be an integer in [0, {count}) for {source}, got {index!r}")
         return index
+
+    @property
+    def level_index(self) -> int | None:
+        """Which of ``levels`` this episode is played on (``None`` for generated levels), after ``reset``.
+
+        With a few fixed levels, success on each one says what a policy learned, not only how much.
+        """
+        return self._task.index if self.levels is not None else None
 
     def _get_dynamic(self) -> tuple:
         return (self._player, self._boxes)
@@ -209,6 +225,18 @@ class SokobanEnv(TextEnv):
             return None
         directions = plan(self._task.board, self._player, self._boxes)
         return None if directions is None else [ACTIONS[direction] for direction in directions]
+
+
+def _fixed_levels(levels: Sequence[Sequence[str] | str]) -> tuple[Level, ...]:
+    if isinstance(levels, str) or not levels:
+        raise ValueError("levels must be a non-empty list of grids, each a list of row strings")
+    parsed = []
+    for index, rows in enumerate(levels):
+        try:
+            parsed.append(dataclasses.replace(Level.from_rows(rows), index=index))
+        except ValueError as error:
+            raise ValueError(f"levels[{index}]: {error}") from None
+    return tuple(parsed)
 
 
 class BoxobanEnv(SokobanEnv):
