@@ -8,11 +8,10 @@ plays the same file reuses the solutions found so far.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 
-from tsr_envs.sokoban.level import Level
+from tsr_envs.sokoban.level import Level, indexed_levels
 
 
 def load_boxoban(path: str | os.PathLike[str]) -> tuple[Level, ...]:
@@ -48,10 +47,5 @@ def parse_boxoban(lines: list[str], source: str = "<text>") -> tuple[Level, ...]
             blocks[-1][1].append(line)
     if not blocks:
         raise ValueError(f"{source} holds no levels (a Boxoban file has '; N' header lines between levels)")
-    levels = []
-    for index, (first_line, rows) in enumerate(blocks):
-        try:
-            levels.append(dataclasses.replace(Level.from_rows(rows), index=index))
-        except ValueError as error:
-            raise ValueError(f"{source}, level starting at line {first_line}: {error}") from None
-    return tuple(levels)
+    labelled = ((f"{source}, level starting at line {first_line}", rows) for first_line, rows in blocks)
+    return indexed_levels(labelled)

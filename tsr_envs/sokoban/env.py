@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 from tsr_envs.core import TextEnv, Transition
 from tsr_envs.sokoban.boxoban import load_boxoban
 from tsr_envs.sokoban.generator import check_parameters, generate_level
-from tsr_envs.sokoban.level import ACTIONS, Level
+from tsr_envs.sokoban.level import ACTIONS, Level, indexed_levels
 from tsr_envs.sokoban.solver import UNKNOWN, UNSOLVABLE, Entry, lower_bound, plan, solve_within
 
 STEP_PENALTY = -0.1
@@ -230,13 +229,7 @@ class SokobanEnv(TextEnv):
 def _fixed_levels(levels: Sequence[Sequence[str] | str]) -> tuple[Level, ...]:
     if isinstance(levels, str) or not levels:
         raise ValueError("levels must be a non-empty list of grids, each a list of row strings")
-    parsed = []
-    for index, rows in enumerate(levels):
-        try:
-            parsed.append(dataclasses.replace(Level.from_rows(rows), index=index))
-        except ValueError as error:
-            raise ValueError(f"levels[{index}]: {error}") from None
-    return tuple(parsed)
+    return indexed_levels((f"levels[{index}]", rows) for index, rows in enumerate(levels))
 
 
 class BoxobanEnv(SokobanEnv):

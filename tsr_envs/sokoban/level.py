@@ -12,7 +12,8 @@ mutates, so sharing it between clones is safe.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,3 +243,17 @@ class Level:
 
     def render(self) -> str:
         return self.board.render(self.player, self.boxes)
+
+
+def indexed_levels(labelled_grids: Iterable[tuple[str, Sequence[str] | str]]) -> tuple[Level, ...]:
+    """Levels read from ``(label, rows)`` pairs, each with its position as ``index``.
+
+    A bad grid raises ``ValueError`` that starts with its label, so the user can see which one it was.
+    """
+    levels = []
+    for index, (label, rows) in enumerate(labelled_grids):
+        try:
+            levels.append(dataclasses.replace(Level.from_rows(rows), index=index))
+        except ValueError as error:
+            raise ValueError(f"{label}: {error}") from None
+    return tuple(levels)
