@@ -21,6 +21,7 @@ policy-alone held-out success during training, mean over seeds, one line per str
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -28,6 +29,7 @@ import math
 import os
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,12 +320,14 @@ def run(config: StudyConfig, *, shard: tuple[int, int] = (0, 1), log=print) -> P
     record_study(config, record)
     index, count = shard
     if index == 0:
-        baselines = {r["env"] for r in _read(out / BASELINE_FILE)}
-        for env_id in config.envs:
-            if env_id not in baselines:
-                result = evaluate_final(Path(config.model), config, env_id)
-                _append(out / BASELINE_FILE, {"env": env_id, **result})
-                log(f"[baseline] {env_id}: success {result['success']:.3f}")
+        # Under the folder's lock: processes started together would each evaluate the same baseline.
+        with _folder_lock(out):
+            baselines = {r["env"] for r in _read(out / BASELINE_FILE)}
+            for env_id in config.envs:
+                if env_id not in baselines:
+                    result = evaluate_final(Path(config.model), config, env_id)
+                    _append(out / BASELINE_FILE, {"env": env_id, **result})
+                    log(f"[baseline] {env_id}: success {result['success']:.3f}")
     for row_index, (env_id, algo, seed) in enumerate(config.rows()):
         if row_index % count != index:
             continue
@@ -354,24 +358,41 @@ def folder_grid(config: StudyConfig, saved: dict[str, Any]) -> StudyConfig:
     return dataclasses.replace(config, **widened)
 
 
+@contextlib.contextmanager
+def _folder_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the study folder: the processes sharing it take turns inside."""
+    import fcntl  # POSIX only, like the shards that need it
+
+    folder = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(folder)  # closing the descriptor releases the lock
+
+
+#: what makes two records the same study, whatever their grids
+_RECIPE_FIELDS = ("steps", "eval_episodes", "rollout_overrides", "train_overrides", "model_sha256")
+
+
 def record_study(config: StudyConfig, extra: dict[str, Any]) -> StudyConfig:
     """Widen the folder's study.json by ``config``'s grid (plus ``extra`` fields); returns the whole study.
 
     Called when a process starts and again before each of its summaries, under a lock on the folder:
     processes that start together would otherwise each read the old record and the last to write would
-    drop the others' grids, and a process would table only the grids recorded before it started.
+    drop the others' grids, and a process would table only the grids recorded before it started.  A
+    record without cells yet is widened too when it is of the same study (recipe and starting model),
+    so processes started together on a new folder see each other's grids from the start; one of another
+    study is replaced, since nothing in the folder depends on it.
     """
-    import fcntl  # POSIX only, like the shards that need it
-
     out = Path(config.out_dir)
-    folder = os.open(out, os.O_RDONLY)
-    try:
-        fcntl.flock(folder, fcntl.LOCK_EX)
-        saved = json.loads((out / STUDY_FILE).read_text()) if _holds_cells(out) else {}
+    with _folder_lock(out):
+        saved = json.loads((out / STUDY_FILE).read_text()) if (out / STUDY_FILE).exists() else {}
+        mine = {**dataclasses.asdict(config), **extra}
+        if not _holds_cells(out) and any(saved.get(name) != mine.get(name) for name in _RECIPE_FIELDS):
+            saved = {}
         whole = folder_grid(config, saved)
         _write(out / STUDY_FILE, json.dumps({**saved, **dataclasses.asdict(whole), **extra}, indent=2) + "\n")
-    finally:
-        os.close(folder)  # closing the descriptor releases the lock
     return whole
 
 

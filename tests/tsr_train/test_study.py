@@ -164,6 +164,18 @@ def test_a_process_tables_the_grids_recorded_after_it_started(tmp_path):
     assert recorded["strategies"] == ["beam-2x2", "lookahead-1x4"] and recorded["model_sha256"] == "abc"
 
 
+def test_processes_started_together_on_a_new_folder_record_each_others_grids(tmp_path):
+    """Before any cell exists, a record of the same study is widened; one of another study is replaced."""
+    naive = StudyConfig(strategies=("naive",), seeds=(3,), out_dir=str(tmp_path))
+    search = dataclasses.replace(naive, strategies=("best-of-4",))
+    assert record_study(naive, {"model_sha256": "abc"}).strategies == ("naive",)
+    assert record_study(search, {"model_sha256": "abc"}).strategies == ("naive", "best-of-4")
+    other_model = record_study(search, {"model_sha256": "def"})
+    assert other_model.strategies == ("best-of-4",)
+    longer = dataclasses.replace(naive, steps=naive.steps + 1)
+    assert record_study(longer, {"model_sha256": "def"}).strategies == ("naive",)
+
+
 def test_a_folder_record_gives_back_its_study(tmp_path):
     study = StudyConfig(
         envs=("tsr/FrozenLake-Hard-v0",),
