@@ -3,6 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/tsr_study.py --shard 0/2 &      # one process per core
     OMP_NUM_THREADS=1 python benchmarks/tsr_study.py --shard 1/2 &
     python benchmarks/tsr_study.py --summarise-only                      # rebuild the tables and plot
+    python benchmarks/tsr_study.py --overview DIR [DIR ...]              # the at-a-glance table
 
 Trains the embedded model (or ``--model``) with the default recipe of ``tsr train`` for every env x
 algorithm x strategy x seed, evaluates each final policy alone on test-split instances, and also trains
@@ -26,9 +27,13 @@ from pathlib import Path
 
 from tsr_train.config import GRPOSettings, PPOSettings, RolloutConfig, TrainConfig
 from tsr_train.study import RecipeMismatch, StudyConfig, recorded_study, run, summarise, variants_markdown
+from tsr_train.study_overview import overview_markdown
+
+#: where ``--overview`` writes its table (README shows the same table)
+OVERVIEW_FILE = Path(__file__).resolve().parent / "results" / "tsr_study_overview.md"
 
 
-def parse_args() -> tuple[StudyConfig, tuple[int, int], bool, str | None]:
+def parse_args() -> tuple[StudyConfig, tuple[int, int], bool, str | None, list[str] | None]:
     defaults = StudyConfig()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     # No defaults here: a run fills in StudyConfig's, --summarise-only the folder's study.json (below).
@@ -52,6 +57,13 @@ def parse_args() -> tuple[StudyConfig, tuple[int, int], bool, str | None]:
         "--variants-table",
         metavar="DIR",
         help="only write DIR/variants.md: each study run under DIR beside the main grid in --out",
+    )
+    parser.add_argument(
+        "--overview",
+        nargs="+",
+        metavar="DIR",
+        help=f"only write {OVERVIEW_FILE.name} beside the results: one row per study folder, env and "
+        "algorithm, the best search against naive",
     )
     args = parser.parse_args()
     rollout_fields = {f.name for f in dataclasses.fields(RolloutConfig)}
@@ -94,13 +106,22 @@ def parse_args() -> tuple[StudyConfig, tuple[int, int], bool, str | None]:
         token_budget=base.token_budget and not args.no_token_budget,
         out_dir=args.out,
     )
-    return config, (int(index), int(count)), args.summarise_only, args.variants_table
+    return config, (int(index), int(count)), args.summarise_only, args.variants_table, args.overview
 
 
 def main() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    config, shard, summarise_only, variants = parse_args()
+    config, shard, summarise_only, variants, overview = parse_args()
+    if overview is not None:
+        missing = [folder for folder in overview if not (Path(folder) / "results.json").is_file()]
+        if missing:
+            sys.exit(f"tsr_study: no study results (results.json) in {', '.join(missing)}")
+        folders = [Path(folder).resolve() for folder in overview]
+        table = overview_markdown(folders, OVERVIEW_FILE.parent)
+        OVERVIEW_FILE.write_text(table)
+        print(table)
+        return
     if variants is not None:
         table = variants_markdown(Path(config.out_dir), Path(variants))
         (Path(variants) / "variants.md").write_text(table)

@@ -567,7 +567,7 @@ def _fmt(cell: dict | None) -> str:
     return f"{cell['success_mean']:.3f} ± {cell['success_ci95']:.3f} ({len(cell['success'])})"
 
 
-def _on_seeds(cell: dict | None, seeds: list[int]) -> dict | None:
+def on_seeds(cell: dict | None, seeds: list[int]) -> dict | None:
     """``cell`` restricted to ``seeds``, so that two cells compared side by side cover the same seeds."""
     if cell is None:
         return None
@@ -600,7 +600,7 @@ def markdown(config: StudyConfig, cells: list[dict], baselines: dict[str, dict])
                 + ("–" if base is None else f"{base:.3f}")
                 + " | "
                 + " | ".join(_fmt(c) for c in row)
-                + f" | {_best_paired_gap(searches, naive, _last_success)} |"
+                + f" | {_best_paired_gap(searches, naive, last_success)} |"
             )
     lines += _strategy_table_header(
         config,
@@ -633,7 +633,7 @@ def markdown(config: StudyConfig, cells: list[dict], baselines: dict[str, dict])
                     naive = index.get((env_id, algo, "naive", "tokens", search))
                     mine = index.get((env_id, algo, search, "steps", None))
                     if naive is not None:  # only the seeds whose naive run was extended
-                        mine = _on_seeds(mine, naive["seeds"])
+                        mine = on_seeds(mine, naive["seeds"])
                     steps = "" if naive is None else f" ({statistics.fmean(naive['steps']):.0f})"
                     parts.append(f"{_fmt(mine)} / {_fmt(naive)}{steps}")
                 lines.append(f"| {env_id.split('/')[-1]} | {algo.upper()} | " + " | ".join(parts) + " |")
@@ -648,36 +648,53 @@ def markdown(config: StudyConfig, cells: list[dict], baselines: dict[str, dict])
     return "\n".join(lines)
 
 
-def _last_success(cell: dict) -> dict[int, float]:
+def last_success(cell: dict) -> dict[int, float]:
     """Each seed's test success of its last policy."""
     return dict(zip(cell["seeds"], cell["success"], strict=True))
 
 
-def _best_heldout_success(cell: dict) -> dict[int, float]:
+def best_heldout_success(cell: dict) -> dict[int, float]:
     """Each seed's test success of its best validation checkpoint, for the runs that kept one."""
     pairs = zip(cell["seeds"], cell["best_heldout"], strict=True) if "best_heldout" in cell else ()
     return {seed: best["success"] for seed, best in pairs if best is not None}
 
 
-def _best_paired_gap(searches: dict[str, dict | None], naive: dict | None, by_seed) -> str:
-    """The search that beats naive most, paired by seed: mean difference ± 95% CI (strategy, seeds).
+@dataclass(frozen=True)
+class PairedGap:
+    """A search's test success minus naive's, paired by training seed: mean and 95% CI half-width."""
+
+    strategy: str
+    mean: float
+    ci95: float
+    seeds: int
+
+    def __str__(self) -> str:
+        return f"{self.mean:+.3f} ± {self.ci95:.3f} ({self.strategy}, {self.seeds})"
+
+
+def best_paired_gap(searches: dict[str, dict | None], naive: dict | None, by_seed) -> PairedGap | None:
+    """The search that beats naive most, paired by seed (``None`` when no search shares a seed with naive).
 
     Pairing compares each search run with the naive run of its own seed, which removes what the seed
-    alone decides (the training instances, the sampling) from the comparison.
+    alone decides (the training instances, the sampling) from the comparison.  ``by_seed`` maps a cell
+    to its success per seed (the last policy's, or the best validation checkpoint's).
     """
     if naive is None or not any(searches.values()):
-        return "–"
+        return None
     baseline = by_seed(naive)
-    gaps = {}
+    gaps = []
     for strategy, cell in searches.items():
         mine = by_seed(cell) if cell is not None else {}
         shared = [seed for seed in mine if seed in baseline]
         if shared:
-            gaps[strategy] = (*mean_ci([mine[seed] - baseline[seed] for seed in shared]), len(shared))
-    if not gaps:
-        return "–"
-    strategy, (mean, half, seeds) = max(gaps.items(), key=lambda item: item[1][0])
-    return f"{mean:+.3f} ± {half:.3f} ({strategy}, {seeds})"
+            mean, half = mean_ci([mine[seed] - baseline[seed] for seed in shared])
+            gaps.append(PairedGap(strategy, mean, half, len(shared)))
+    return max(gaps, key=lambda gap: gap.mean, default=None)
+
+
+def _best_paired_gap(searches: dict[str, dict | None], naive: dict | None, by_seed) -> str:
+    gap = best_paired_gap(searches, naive, by_seed)
+    return "–" if gap is None else str(gap)
 
 
 def _best_heldout_lines(config: StudyConfig, index: dict[tuple, dict]) -> list[str]:
@@ -688,16 +705,16 @@ def _best_heldout_lines(config: StudyConfig, index: dict[tuple, dict]) -> list[s
             cells = {s: index.get((env_id, algo, s, "steps", None)) for s in config.strategies}
             parts = []
             for cell in cells.values():
-                kept = _best_heldout_success(cell) if cell is not None else {}
+                kept = best_heldout_success(cell) if cell is not None else {}
                 if not kept:
                     parts.append("–")
                     continue
                 mean, half = mean_ci(list(kept.values()))
-                last = _on_seeds(cell, list(kept))
+                last = on_seeds(cell, list(kept))
                 parts.append(f"{mean:.3f} ± {half:.3f} ({len(kept)}; last {last['success_mean']:.3f})")
             if any(part != "–" for part in parts):
                 searches = {s: c for s, c in cells.items() if s != "naive"}
-                gap = _best_paired_gap(searches, cells.get("naive"), _best_heldout_success)
+                gap = _best_paired_gap(searches, cells.get("naive"), best_heldout_success)
                 rows.append(
                     f"| {env_id.split('/')[-1]} | {algo.upper()} | " + " | ".join(parts) + f" | {gap} |"
                 )

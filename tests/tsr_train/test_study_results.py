@@ -15,9 +15,11 @@ from tsr_train.study import (
     RESULTS_FILE,
     STUDY_FILE,
     TABLE_FILE,
+    PairedGap,
     recorded_study,
     summarise,
 )
+from tsr_train.study_overview import folders_of, overview_markdown, verdict
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 FOLDERS = sorted(
@@ -41,3 +43,29 @@ def test_a_committed_study_table_is_rebuilt_from_its_records(folder, tmp_path):
 
 def test_the_committed_studies_are_found():
     assert len(FOLDERS) >= 20 and RESULTS / "tsr_study_hard_maps_xeon_best" in FOLDERS
+
+
+OVERVIEW = RESULTS / "tsr_study_overview.md"
+
+
+def test_the_committed_overview_is_rebuilt_from_its_folders_and_is_what_readme_shows():
+    committed = OVERVIEW.read_text()
+    folders = folders_of(committed, RESULTS)
+    assert len(folders) >= 5 and all(folder in FOLDERS for folder in folders)
+    assert overview_markdown(folders, RESULTS) == committed
+    readme = (RESULTS.parents[1] / "README.md").read_text()
+    assert committed in readme  # the table users read first is the one the records give
+
+
+@pytest.mark.parametrize(
+    ("mean", "ci95", "seeds", "expected"),
+    [
+        (0.30, 0.12, 5, "yes"),  # reaches the goal, interval above zero
+        (0.30, 0.40, 3, "mean only"),  # reaches it, but the interval includes zero
+        (0.20, 0.0, 1, "one seed"),
+        (0.149, 0.01, 5, "no"),
+        (-0.2, 0.1, 5, "no"),
+    ],
+)
+def test_the_verdict_applies_the_goal_and_says_how_firmly(mean, ci95, seeds, expected):
+    assert verdict(PairedGap("best-of-4", mean, ci95, seeds)) == expected
