@@ -447,5 +447,11 @@ def train_ppo(
             logger.plot()
 
     logger.close()
+    if accelerator.num_processes > 1:
+        # Gloo's worker threads free each finished collective's tensors, which needs the GIL; the process
+        # group's destructor (when the DDP wrapper goes, on return) joins those threads while holding it.
+        # Without a pause after the last collective, a rank could hang at exit in that deadlock.
+        accelerator.wait_for_everyone()
+        time.sleep(0.2)  # releases the GIL, so the workers finish freeing before the group is torn down
     accelerator.end_training()
     return accelerator.unwrap_model(agent).model
