@@ -31,7 +31,7 @@ from tsr_train.study import (
 GOAL = 0.15
 HEADER = (
     "| study folder | env | algo | steps | base | naive | best search | best search − naive "
-    "(paired by seed, 95% CI) | goal (+0.15) | best validation checkpoints: best search − naive |",
+    f"(paired by seed, 95% CI) | goal (+{GOAL:.2f}) | best validation checkpoints: best search − naive |",
     "|---|---|---|---|---|---|---|---|---|---|",
 )
 
