@@ -795,7 +795,13 @@ def plot_curves(config: StudyConfig, records: list[dict], path: Path) -> Path | 
             by_step.setdefault(int(step), []).append(success)
     if not curves:
         return None
-    panels = [(env_id, algo) for env_id in config.envs for algo in config.algos]
+    # A folder's grid is the union of what its processes ran, so some (env, algo) pairs may have no cells.
+    panels = [
+        (env_id, algo)
+        for env_id in config.envs
+        for algo in config.algos
+        if any((env_id, algo, search) in curves for search in config.strategies)
+    ]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
     for ax, (env_id, algo) in zip(axes[0], panels, strict=True):
         for search in config.strategies:

@@ -392,3 +392,28 @@ def test_equal_token_table_compares_the_search_on_the_naive_runs_seeds_only():
     equal_steps, equal_tokens = table.split("**Equal generated tokens**")
     assert "0.300 ± 0.657 (3)" in equal_steps  # every seed at equal steps
     assert "| FrozenLake-v0 | GRPO | 0.350 ± 3.176 (2) / 0.300 ± 0.000 (2) (400) |" in equal_tokens
+
+
+def test_curves_plot_only_the_env_and_algo_pairs_that_have_cells(tmp_path, recwarn):
+    import matplotlib.image
+
+    from tsr_train.study import plot_curves
+
+    # A folder's grid is the union of its processes' grids: here FrozenLake ran GRPO only, Sokoban PPO only.
+    config = StudyConfig(envs=("tsr/FrozenLake-v0", "tsr/Sokoban-v0"), algos=("grpo", "ppo"))
+    records = [
+        {
+            "env": env_id,
+            "algo": algo,
+            "strategy": "naive",
+            "seed": 0,
+            "budget": "steps",
+            "steps": 20,
+            "heldout_curve": [[0, 0.1], [10, 0.2], [20, 0.3]],
+        }
+        for env_id, algo in (("tsr/FrozenLake-v0", "grpo"), ("tsr/Sokoban-v0", "ppo"))
+    ]
+    path = plot_curves(config, records, tmp_path / "curves.png")
+    height, width = matplotlib.image.imread(path).shape[:2]
+    assert width == 2 * 4 * 100 and height == int(3.2 * 100)  # two 4-inch panels at 100 dpi, not four
+    assert not [w for w in recwarn if "legend" in str(w.message)]
