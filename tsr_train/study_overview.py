@@ -9,6 +9,11 @@ The verdict column applies the study's goal, a gain of at least ``GOAL`` in the 
 policy alone at equal optimizer steps, paired by training seed, and says how firmly: ``yes`` when the
 mean gain reaches the goal and its 95% interval lies above zero, ``mean only`` when the mean reaches it
 but the interval does not exclude zero, ``one seed`` when no interval exists, and ``no`` otherwise.
+
+The last column is the study's second budget, equal generated tokens: each search's last policies
+against naive's runs of the same seeds resumed until they had generated as many tokens as that search
+(the folder's ``tokens`` cells), paired by seed.  A search costs more tokens a step, so this is the
+comparison a user with a fixed sampling budget cares about; it is shown where such cells were run.
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ from tsr_train.study import (
 GOAL = 0.15
 HEADER = (
     "| study folder | env | algo | steps | base | naive | best search | best search − naive "
-    f"(paired by seed, 95% CI) | goal (+{GOAL:.2f}) | best validation checkpoints: best search − naive |",
-    "|---|---|---|---|---|---|---|---|---|---|",
+    f"(paired by seed, 95% CI) | goal (+{GOAL:.2f}) | best validation checkpoints: best search − naive "
+    "| equal generated tokens: best search − naive |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
 )
 
 
@@ -59,11 +65,23 @@ def _success_text(cell: dict) -> str:
     return f"{cell['success_mean']:.3f}{spread}"
 
 
+def equal_token_gap(searches: dict[str, dict | None], naive_to: dict[str, dict]) -> PairedGap | None:
+    """The search that beats naive most when naive was trained to its tokens (``naive_to[search]``)."""
+    gaps = [
+        best_paired_gap({strategy: cell}, naive_to.get(strategy), last_success)
+        for strategy, cell in searches.items()
+    ]
+    return max((gap for gap in gaps if gap is not None), key=lambda gap: gap.mean, default=None)
+
+
 def overview_rows(folder: Path, root: Path) -> list[str]:
     """The table rows of one study folder: each (env, algo) where some search ran beside naive."""
     results = json.loads((folder / RESULTS_FILE).read_text())
     study = results["study"]
     cells = {(c["env"], c["algo"], c["strategy"]): c for c in results["cells"] if c["budget"] == "steps"}
+    naive_to_tokens = {
+        (c["env"], c["algo"], c["matched_to"]): c for c in results["cells"] if c["budget"] == "tokens"
+    }
     rows = []
     for env_id in study["envs"]:
         for algo in study["algos"]:
@@ -76,12 +94,14 @@ def overview_rows(folder: Path, root: Path) -> list[str]:
             paired = [seed for seed in best["seeds"] if seed in naive["seeds"]]
             base = results["baseline"].get(env_id, {}).get("success")
             checkpoints = best_paired_gap(searches, naive, best_heldout_success)
+            naive_to = {s: c for (e, a, s), c in naive_to_tokens.items() if (e, a) == (env_id, algo)}
+            tokens = equal_token_gap(searches, naive_to)
             rows.append(
                 f"| `{os.path.relpath(folder, root)}` | {env_id.split('/')[-1]} | {algo.upper()} | "
                 f"{study['steps']} | {'–' if base is None else f'{base:.3f}'} | "
                 f"{_success_text(on_seeds(naive, paired))} | "
                 f"{gap.strategy} {_success_text(on_seeds(best, paired))} | {_gap_text(gap)} | "
-                f"{verdict(gap)} | {_gap_text(checkpoints)} |"
+                f"{verdict(gap)} | {_gap_text(checkpoints)} | {_gap_text(tokens)} |"
             )
     return rows
 

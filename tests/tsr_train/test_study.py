@@ -394,6 +394,17 @@ def test_equal_token_table_compares_the_search_on_the_naive_runs_seeds_only():
     assert "| FrozenLake-v0 | GRPO | 0.350 ± 3.176 (2) / 0.300 ± 0.000 (2) (400) |" in equal_tokens
 
 
+def test_the_overview_pairs_each_search_with_naive_trained_to_that_searchs_tokens():
+    from tsr_train.study_overview import equal_token_gap
+
+    best_of_4 = _cell("best-of-4", "steps", None, [0, 1, 2], [0.6, 0.2, 0.1])
+    beam = _cell("beam-2x2", "steps", None, [0, 1], [0.9, 0.9])  # no naive run was matched to its tokens
+    naive_to = {"best-of-4": _cell("naive", "tokens", "best-of-4", [0, 2], [0.3, 0.3])}
+    gap = equal_token_gap({"best-of-4": best_of_4, "beam-2x2": beam, "lookahead-1x4": None}, naive_to)
+    assert (gap.strategy, gap.seeds) == ("best-of-4", 2) and gap.mean == pytest.approx(0.05)  # +0.3, -0.2
+    assert equal_token_gap({"beam-2x2": beam}, naive_to) is None
+
+
 def test_curves_plot_only_the_env_and_algo_pairs_that_have_cells(tmp_path, recwarn):
     import matplotlib.image
 
