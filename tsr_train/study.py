@@ -444,7 +444,13 @@ def _equal_steps_cell(config: StudyConfig, env_id: str, algo: str, search: str, 
 
 
 def _equal_token_cells(config: StudyConfig, env_id: str, algo: str, seed: int, log) -> None:
-    """Resume the naive run of this seed to each search's generated tokens, cheapest search first."""
+    """Resume the naive run of this seed to each search's generated tokens, cheapest search first.
+
+    The number of steps comes from naive's tokens per step over its equal-steps run, so that each cell
+    is one resumed run of a length known before it starts.  Where naive's replies grow or shrink later
+    on, it ends above or below the search's tokens; each record keeps ``target_tokens`` beside
+    ``generated_tokens`` so that the difference is visible.
+    """
     done = _done(config)
     naive = done.get((env_id, algo, "naive", seed, "steps", None))
     if naive is None or not naive["generated_tokens"]:
