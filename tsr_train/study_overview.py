@@ -11,9 +11,10 @@ mean gain reaches the goal and its 95% interval lies above zero, ``mean only`` w
 but the interval does not exclude zero, ``one seed`` when no interval exists, and ``no`` otherwise.
 
 The last column is the study's second budget, equal generated tokens: each search's last policies
-against naive's runs of the same seeds resumed until they had generated as many tokens as that search
-(the folder's ``tokens`` cells), paired by seed.  A search costs more tokens a step, so this is the
-comparison a user with a fixed sampling budget cares about; it is shown where such cells were run.
+against naive's runs of the same seeds resumed for as many steps as that search's tokens take at
+naive's tokens per step (the folder's ``tokens`` cells), paired by seed.  A search costs more tokens
+a step, so this is the comparison a user with a fixed sampling budget cares about; it is shown where
+such cells were run.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def _success_text(cell: dict) -> str:
     return f"{cell['success_mean']:.3f}{spread}"
 
 
-def equal_token_gap(searches: dict[str, dict | None], naive_to: dict[str, dict]) -> PairedGap | None:
+def equal_token_gap(searches: dict[str, dict | None], naive_to: dict[str, dict | None]) -> PairedGap | None:
     """The search that beats naive most when naive was trained to its tokens (``naive_to[search]``)."""
     gaps = [
         best_paired_gap({strategy: cell}, naive_to.get(strategy), last_success)
@@ -94,7 +95,7 @@ def overview_rows(folder: Path, root: Path) -> list[str]:
             paired = [seed for seed in best["seeds"] if seed in naive["seeds"]]
             base = results["baseline"].get(env_id, {}).get("success")
             checkpoints = best_paired_gap(searches, naive, best_heldout_success)
-            naive_to = {s: c for (e, a, s), c in naive_to_tokens.items() if (e, a) == (env_id, algo)}
+            naive_to = {s: naive_to_tokens.get((env_id, algo, s)) for s in searches}
             tokens = equal_token_gap(searches, naive_to)
             rows.append(
                 f"| `{os.path.relpath(folder, root)}` | {env_id.split('/')[-1]} | {algo.upper()} | "
