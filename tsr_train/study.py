@@ -681,6 +681,9 @@ class PairedGap:
 def best_paired_gap(searches: dict[str, dict | None], naive: dict | None, by_seed) -> PairedGap | None:
     """The search that beats naive most, paired by seed (``None`` when no search shares a seed with naive).
 
+    Only the searches run on the most seeds compete: otherwise a search tried on one seed that happened
+    to go well would stand in for one measured on five.
+
     Pairing compares each search run with the naive run of its own seed, which removes what the seed
     alone decides (the training instances, the sampling) from the comparison.  ``by_seed`` maps a cell
     to its success per seed (the last policy's, or the best validation checkpoint's).
@@ -695,7 +698,7 @@ def best_paired_gap(searches: dict[str, dict | None], naive: dict | None, by_see
         if shared:
             mean, half = mean_ci([mine[seed] - baseline[seed] for seed in shared])
             gaps.append(PairedGap(strategy, mean, half, len(shared)))
-    return max(gaps, key=lambda gap: gap.mean, default=None)
+    return max(gaps, key=lambda gap: (gap.seeds, gap.mean), default=None)
 
 
 def _best_paired_gap(searches: dict[str, dict | None], naive: dict | None, by_seed) -> str:

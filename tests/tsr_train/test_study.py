@@ -371,7 +371,7 @@ def test_search_is_compared_with_naive_seed_by_seed():
     )
     naive = _cell("naive", "steps", None, [0, 1, 2], [0.2, 0.3, 0.1])
     best_of_4 = _cell("best-of-4", "steps", None, [0, 1], [0.6, 0.2])  # +0.4, -0.1 on its own seeds
-    beam = _cell("beam-2x2", "steps", None, [0, 1, 2], [0.3, 0.4, 0.2])  # +0.1 on every seed
+    beam = _cell("beam-2x2", "steps", None, [0, 1], [0.3, 0.4])  # +0.1 on both its seeds
     naive["best_heldout"] = [{"success": s} for s in (0.2, 0.5, 0.1)]
     best_of_4["best_heldout"] = [{"success": 0.7}, None]  # seed 1 kept no checkpoint
     table = markdown(config, [naive, best_of_4, beam], {})
@@ -379,6 +379,17 @@ def test_search_is_compared_with_naive_seed_by_seed():
     # Unpaired, best-of-4's mean (0.4) is 0.2 above naive's; on its own seeds it is 0.15 above.
     assert "| +0.150 ± 3.176 (best-of-4, 2) |" in equal_steps
     assert "| +0.500 ± 0.000 (best-of-4, 1) |" in best_checkpoints  # beam kept none: no pair
+
+
+def test_the_best_search_is_chosen_among_those_run_on_the_most_seeds():
+    from tsr_train.study import best_paired_gap, last_success
+
+    naive = _cell("naive", "steps", None, [0, 1, 2], [0.2, 0.3, 0.1])
+    lucky = _cell("lookahead-1x4", "steps", None, [0], [0.6])  # +0.4, on one seed only
+    steady = _cell("best-of-4", "steps", None, [0, 1, 2], [0.3, 0.4, 0.2])  # +0.1 on every seed
+    gap = best_paired_gap({"lookahead-1x4": lucky, "best-of-4": steady}, naive, last_success)
+    assert (gap.strategy, gap.seeds) == ("best-of-4", 3)
+    assert gap.mean == pytest.approx(0.1)
 
 
 def test_equal_token_table_compares_the_search_on_the_naive_runs_seeds_only():
