@@ -29,7 +29,7 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -678,11 +678,18 @@ class PairedGap:
         return f"{self.mean:+.3f} ± {self.ci95:.3f} ({self.strategy}, {self.seeds})"
 
 
+def strongest(gaps: Iterable[PairedGap]) -> PairedGap | None:
+    """The largest gain among those measured on the most seeds (``None`` for no gaps).
+
+    A search tried on one seed that happened to go well must not stand in for one measured on five.
+    """
+    return max(gaps, key=lambda gap: (gap.seeds, gap.mean), default=None)
+
+
 def best_paired_gap(searches: dict[str, dict | None], naive: dict | None, by_seed) -> PairedGap | None:
     """The search that beats naive most, paired by seed (``None`` when no search shares a seed with naive).
 
-    Only the searches run on the most seeds compete: otherwise a search tried on one seed that happened
-    to go well would stand in for one measured on five.
+    Only the searches run on the most seeds compete (:func:`strongest`).
 
     Pairing compares each search run with the naive run of its own seed, which removes what the seed
     alone decides (the training instances, the sampling) from the comparison.  ``by_seed`` maps a cell
@@ -698,7 +705,7 @@ def best_paired_gap(searches: dict[str, dict | None], naive: dict | None, by_see
         if shared:
             mean, half = mean_ci([mine[seed] - baseline[seed] for seed in shared])
             gaps.append(PairedGap(strategy, mean, half, len(shared)))
-    return max(gaps, key=lambda gap: (gap.seeds, gap.mean), default=None)
+    return strongest(gaps)
 
 
 def _best_paired_gap(searches: dict[str, dict | None], naive: dict | None, by_seed) -> str:

@@ -31,6 +31,7 @@ from tsr_train.study import (
     best_paired_gap,
     last_success,
     on_seeds,
+    strongest,
 )
 
 #: the gain over naive the study asks of some search in every (env, algorithm) row
@@ -72,7 +73,7 @@ def equal_token_gap(searches: dict[str, dict | None], naive_to: dict[str, dict |
         best_paired_gap({strategy: cell}, naive_to.get(strategy), last_success)
         for strategy, cell in searches.items()
     ]
-    return max((gap for gap in gaps if gap is not None), key=lambda gap: gap.mean, default=None)
+    return strongest(gap for gap in gaps if gap is not None)
 
 
 def overview_rows(folder: Path, root: Path) -> list[str]:
