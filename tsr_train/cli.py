@@ -29,6 +29,7 @@ from pathlib import Path
 from tsr_train.config import (
     ALGOS,
     EMBEDDED,
+    LR_SCHEDULES,
     REPORT_TO,
     REWARDS,
     SCORER_NAMES,
@@ -55,6 +56,7 @@ FLAG_NAMES = {"env_id": "env", "out_dir": "out", "learning_rate": "lr", "env_kwa
 #: the allowed values of the fields that have a fixed set
 CHOICES = {
     "algo": ALGOS,
+    "lr_schedule": LR_SCHEDULES,
     "reward": REWARDS,
     "report_to": REPORT_TO,
     "scorer": SCORER_NAMES,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ ALGOS = ("grpo", "ppo")
 REWARDS = ("return", "success", "score")
 REPORT_TO = ("none", "tensorboard", "wandb")
 VLLM_MODES = ("colocate", "server")
+#: How the learning rate moves over a run: held, or decayed to zero at its last step (``lr_factor``).
+LR_SCHEDULES = ("constant", "linear", "cosine")
 SCORER_NAMES = ("reward+score", "score", "success")
 SELECTION_NAMES = ("argmax", "softmax")
 #: The name of the embedded tiny model wherever a model path is accepted (``--model embedded``).
@@ -195,6 +198,9 @@ class TrainConfig:
     #: optimizer steps; each is one rollout batch (seeds-per-step x group-size trajectories)
     steps: int = 400
     learning_rate: float = 5e-4
+    #: "constant", or "linear" / "cosine" decay from lr to 0 over ``steps`` (a run extended with
+    #: --resume --steps N stretches the decay from there on, so it differs from one trained to N)
+    lr_schedule: str = "constant"
     #: seeds the model's sampling, the search and which train-split instances the run sees
     seed: int = 0
     out_dir: str = "runs/tsr-train"
@@ -231,6 +237,9 @@ class TrainConfig:
             raise ValueError("eval-every must be >= 0 and eval-episodes >= 1")
         if self.learning_rate <= 0:
             raise ValueError(f"lr must be positive, got {self.learning_rate}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            choices = ", ".join(LR_SCHEDULES)
+            raise ValueError(f"lr-schedule must be one of {choices}, got {self.lr_schedule!r}")
         if self.vllm_mode not in VLLM_MODES:
             raise ValueError(f"vllm-mode must be one of {', '.join(VLLM_MODES)}, got {self.vllm_mode!r}")
         if self.use_vllm and self.algo != "grpo":
@@ -299,6 +308,23 @@ def _leaf_differences(old: dict, new: dict, prefix: str = "") -> list[tuple[str,
         elif before != after:
             changed.append((f"{prefix}{key}", before, after))
     return changed
+
+
+def lr_factor(schedule: str, step: int, total_steps: int) -> float:
+    """The fraction of the peak learning rate used by optimizer step ``step`` (0-based) of ``total_steps``.
+
+    The same curves as Hugging Face's ``linear`` and ``cosine`` schedules without warm-up, which GRPO
+    gets through TRL, so that PPO and GRPO runs decay alike.  A pure function of the step, so a resumed
+    run needs no scheduler state to continue exactly.
+    """
+    progress = min(step / total_steps, 1.0)
+    if schedule == "constant":
+        return 1.0
+    if schedule == "linear":
+        return 1.0 - progress
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    raise ValueError(f"lr schedule must be one of {', '.join(LR_SCHEDULES)}, got {schedule!r}")
 
 
 def latest_checkpoint(out_dir: str | Path) -> Path | None:

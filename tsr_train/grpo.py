@@ -186,7 +186,7 @@ def grpo_args(config: TrainConfig, out_dir: Path) -> GRPOConfig:
         output_dir=str(out_dir / CHECKPOINTS_DIR),
         max_steps=config.steps,
         learning_rate=config.learning_rate,
-        lr_scheduler_type="constant",
+        lr_scheduler_type=config.lr_schedule,  # lr_factor's curves
         per_device_train_batch_size=rows // num_processes,
         gradient_accumulation_steps=1,
         num_generations=rollout.group_size,

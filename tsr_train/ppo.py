@@ -44,7 +44,14 @@ from torch import nn
 from trl.trainer.utils import entropy_from_logits, pad, selective_log_softmax
 
 from tsr_train.collect import collect
-from tsr_train.config import CHECKPOINTS_DIR, PPOSettings, TrainConfig, latest_checkpoint, rollout_seed
+from tsr_train.config import (
+    CHECKPOINTS_DIR,
+    PPOSettings,
+    TrainConfig,
+    latest_checkpoint,
+    lr_factor,
+    rollout_seed,
+)
 from tsr_train.filtering import filtered_rows, kept_groups, trajectory_reward
 from tsr_train.heldout import HeldOutCheck
 from tsr_train.metrics import MetricsLogger, rollout_metrics
@@ -297,6 +304,9 @@ def train_ppo(
     while counter.step < config.steps:
         started = time.perf_counter()
         step = counter.step
+        learning_rate = config.learning_rate * lr_factor(config.lr_schedule, step, config.steps)
+        for param_group in optimizer.param_groups:
+            param_group["lr"] = learning_rate
         # 1. Rollouts: this process's share of the step's groups, each seed repeated group_size times.
         step_seeds = all_seeds[step * rollout.seeds_per_step : (step + 1) * rollout.seeds_per_step]
         group_seeds = step_seeds[accelerator.process_index :: accelerator.num_processes]
@@ -435,7 +445,7 @@ def train_ppo(
         metrics["ppo/uniform_group_fraction"] = uniform.float().mean().item()
         metrics["kl_ref"] = masked_mean(kl_ref, mask).item()
         metrics["value_mean"] = masked_mean(old_values, mask).item()
-        metrics["learning_rate"] = config.learning_rate
+        metrics["learning_rate"] = learning_rate
         metrics["step_time_s"] = time.perf_counter() - started
         if heldout.due(counter.step) and accelerator.is_main_process:
             metrics.update(heldout(unwrapped.model, tokenizer, counter.step))
