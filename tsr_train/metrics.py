@@ -31,6 +31,7 @@ CONSOLE_FIELDS: tuple[tuple[str, str], ...] = (
     ("rollout/return", "return"),
     ("rollout/score", "score"),
     ("rollout/invalid_rate", "invalid"),
+    ("search/candidate_invalid_rate", "candidates invalid"),
     ("rollout/reply_tokens", "reply"),
     ("rollout/zero_spread_groups", "flat"),
     ("heldout/success", "held-out"),

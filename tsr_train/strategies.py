@@ -56,9 +56,15 @@ class SearchStats:
     ``candidates_generated`` counts the replies sampled for turn decisions; lookahead continuations are
     counted in ``generate_calls``, ``generated_tokens``, ``env_steps`` and ``clones_made`` only.  Score means
     are over the scorer's values (for naive, the value of the one reply each turn).
+
+    ``candidates_invalid`` counts the sampled replies the env rejected.  The committed trajectories'
+    invalid rate hides them (a search commits an invalid reply only when every candidate was invalid),
+    so ``candidate_invalid_rate`` is the one number that shows the policy's own drift towards invalid
+    replies while search is training it.
     """
 
     candidates_generated: int = 0
+    candidates_invalid: int = 0
     clones_made: int = 0
     branches_pruned: int = 0
     generate_calls: int = 0
@@ -82,6 +88,10 @@ class SearchStats:
         return self.candidate_score_sum / self.candidate_count if self.candidate_count else 0.0
 
     @property
+    def candidate_invalid_rate(self) -> float:
+        return self.candidates_invalid / self.candidates_generated if self.candidates_generated else 0.0
+
+    @property
     def logprob_gap_mean(self) -> float:
         return self.logprob_gap_sum / self.decisions if self.decisions else 0.0
 
@@ -101,6 +111,7 @@ class SearchStats:
         for name in ("chosen_score", "candidate_score", "logprob_gap"):
             del record[f"{name}_sum"]
             record[f"{name}_mean"] = getattr(self, f"{name}_mean")
+        record["candidate_invalid_rate"] = self.candidate_invalid_rate
         return record
 
 
@@ -236,6 +247,9 @@ class RolloutStrategy:
                 for sample in samples
             ]
             run.stats.candidates_generated += len(expansions)
+            run.stats.candidates_invalid += sum(
+                not expansion.candidate.info.get("action_is_valid", True) for expansion in expansions
+            )
             self._evaluate(run, expansions)
             for expansion in expansions:
                 run.stats.candidate_score_sum += expansion.value

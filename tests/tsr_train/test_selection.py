@@ -141,3 +141,18 @@ def test_rollout_config_checks_the_new_options():
         RolloutConfig(scorer="value")
     with pytest.raises(ValueError, match="selection must be one of"):
         RolloutConfig(selection="greedy")
+
+
+def test_candidate_invalid_rate_sees_the_invalid_replies_search_hides(scripted):
+    # One of three candidates is an illegal Jump: search never commits it, the candidates' rate shows it.
+    batch = BestOfN(3).rollout(
+        scripted(cycle(LEFT, JUMP, RIGHT2)), DETERMINISTIC, [0, 1], max_turns=1, env_kwargs={"desc": LAKE}
+    )
+    assert rollout_metrics(batch, "score")["rollout/invalid_rate"] == 0.0
+    assert batch.stats.candidates_invalid == 2
+    assert rollout_metrics(batch, "score")["search/candidate_invalid_rate"] == pytest.approx(1 / 3)
+    naive = make_strategy("naive").rollout(
+        scripted(cycle(JUMP)), DETERMINISTIC, [0], max_turns=2, env_kwargs={"desc": LAKE}
+    )
+    assert naive.stats.candidate_invalid_rate == 1.0
+    assert rollout_metrics(naive, "score")["rollout/invalid_rate"] == 1.0
