@@ -43,6 +43,11 @@ class Candidate:
     #: the clone after the candidate turn; scorers may inspect it but must not step it
     env: TextEnv | None = field(default=None, repr=False)
 
+    @property
+    def invalid(self) -> bool:
+        """Whether the env rejected the candidate's own reply (the turn left the state unchanged)."""
+        return not self.info.get("action_is_valid", True)
+
 
 Scorer = Callable[[Candidate], float]
 
@@ -69,7 +74,7 @@ class StateScorer:
             ret += candidate.prior_return
         info = candidate.leaf_info if candidate.leaf_info is not None else candidate.info
         value = self.reward_weight * ret + self.score_weight * float(info.get("score", 0.0))
-        if not candidate.info.get("action_is_valid", True):
+        if candidate.invalid:
             value -= self.invalid_penalty
         return value
 
@@ -86,7 +91,7 @@ class SuccessScorer:
     def __call__(self, candidate: Candidate) -> float:
         info = candidate.leaf_info if candidate.leaf_info is not None else candidate.info
         value = float(bool(info.get("success", False)))
-        if not candidate.info.get("action_is_valid", True):
+        if candidate.invalid:
             value -= self.invalid_penalty
         return value
 

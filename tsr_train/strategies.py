@@ -247,9 +247,7 @@ class RolloutStrategy:
                 for sample in samples
             ]
             run.stats.candidates_generated += len(expansions)
-            run.stats.candidates_invalid += sum(
-                not expansion.candidate.info.get("action_is_valid", True) for expansion in expansions
-            )
+            run.stats.candidates_invalid += sum(expansion.candidate.invalid for expansion in expansions)
             self._evaluate(run, expansions)
             for expansion in expansions:
                 run.stats.candidate_score_sum += expansion.value
