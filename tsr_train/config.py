@@ -73,6 +73,10 @@ class RolloutConfig:
     #: trajectories of each group rolled out naively (the rest with the search; naive runs ignore it):
     #: they keep the policy's own mistakes and a reward spread in every group
     naive_mix: int = 1
+    #: 0 = off; else, after a step in which more than this share of the policy's sampled replies (every
+    #: candidate, summed over processes) was invalid, the next step is rolled out wholly naively, so that
+    #: the policy's invalid replies reach the optimizer with their penalty (``tsr_train.collect.DriftGuard``)
+    drift_guard: float = 0.0
 
     def __post_init__(self) -> None:
         if self.reward not in REWARDS:
@@ -85,6 +89,8 @@ class RolloutConfig:
             raise ValueError(f"selection temperature must be positive, got {self.selection_temperature}")
         if not 0 <= self.naive_mix <= self.group_size:
             raise ValueError(f"naive mix must be in 0..group-size ({self.group_size}), got {self.naive_mix}")
+        if not 0.0 <= self.drift_guard < 1.0:
+            raise ValueError(f"drift guard must be in [0, 1) (0 = off), got {self.drift_guard}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0.0 < self.filter_ratio <= 1.0:

@@ -32,7 +32,7 @@ from transformers import PrinterCallback, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 from trl.models import unwrap_model_for_generation
 
-from tsr_train.collect import collect
+from tsr_train.collect import DriftGuard, collect, make_drift_guard, summed_over_processes
 from tsr_train.config import CHECKPOINTS_DIR, TrainConfig, rollout_seed
 from tsr_train.filtering import filtered_rows, trajectory_reward
 from tsr_train.heldout import HeldOutCheck
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from tsr_train.strategies import RolloutBatch
 
 SEED_PREFIX = "seed:"
 
@@ -61,9 +63,10 @@ def parse_seed(prompt: str) -> int:
 class SearchRollout:
     """``rollout_func`` and reward function for ``GRPOTrainer``, sharing the rewards they computed."""
 
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(self, config: TrainConfig, guard: DriftGuard | None = None) -> None:
         self.config = config.rollout
         self.run_seed = config.seed
+        self.guard = guard
         self._pending: dict[str, float] = {}
         self._warned = False
 
@@ -71,8 +74,9 @@ class SearchRollout:
         seeds = [parse_seed(prompt) for prompt in prompts]
         tokenizer = trainer.processing_class
         step_seed = rollout_seed(self.run_seed, trainer.state.global_step, trainer.accelerator.process_index)
+        naive_mix = self.guard.naive_mix(self.config) if self.guard else None
         if getattr(trainer.args, "use_vllm", False):
-            batch = self._collect_with_vllm(trainer, seeds, step_seed)
+            batch = self._collect_with_vllm(trainer, seeds, step_seed, naive_mix)
         else:
             with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as model:
                 policy = HFPolicy(
@@ -81,7 +85,7 @@ class SearchRollout:
                     max_new_tokens=self.config.max_new_tokens,
                     temperature=self.config.temperature,
                 )
-                batch = collect(policy, self.config, seeds, step_seed)
+                batch = collect(policy, self.config, seeds, step_seed, naive_mix)
         trajectories = batch.trajectories
         if len(trajectories) != len(seeds):
             raise RuntimeError(f"strategy returned {len(trajectories)} trajectories for {len(seeds)} prompts")
@@ -89,6 +93,9 @@ class SearchRollout:
         keep = filtered_rows(seeds, rewards, self.config.filter_ratio)
         self._pending = rollout_metrics(batch, self.config.reward)
         self._pending["filter/kept_fraction"] = sum(keep) / len(keep)
+        if self.guard:
+            counts = (batch.stats.candidates_invalid, batch.stats.candidates_generated)
+            self._pending.update(self.guard.observe(*summed_over_processes(trainer.accelerator, *counts)))
         # TRL counts a row that does not end with EOS as truncated: close each episode with one untrained
         # EOS, unless the model's own last reply already ended with it.
         eos = tokenizer.eos_token_id
@@ -108,7 +115,9 @@ class SearchRollout:
             "tsr_reward": rewards,
         }
 
-    def _collect_with_vllm(self, trainer: GRPOTrainer, seeds: list[int], step_seed: int):
+    def _collect_with_vllm(
+        self, trainer: GRPOTrainer, seeds: list[int], step_seed: int, naive_mix: int | None
+    ) -> RolloutBatch:
         """The rollouts sampled by TRL's vLLM engine, whose weights TRL synced for this step.
 
         ``finish`` runs even if this rank's rollout fails, so that the other ranks' lockstep calls
@@ -127,7 +136,7 @@ class SearchRollout:
                 stacklevel=2,
             )
         try:
-            return collect(policy, self.config, seeds, step_seed)
+            return collect(policy, self.config, seeds, step_seed, naive_mix)
         finally:
             policy.finish()
 
@@ -221,7 +230,7 @@ def build_grpo_trainer(
     out_dir: Path,
     logger: MetricsLogger,
 ) -> GRPOTrainer:
-    rollout = SearchRollout(config)
+    rollout = SearchRollout(config, make_drift_guard(config.rollout, logger.records))
     dataset = Dataset.from_dict({"prompt": seed_prompts(config.train_seeds)})
     trainer = GRPOTrainer(
         model=model,

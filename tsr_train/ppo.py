@@ -43,7 +43,7 @@ from accelerate.utils import set_seed
 from torch import nn
 from trl.trainer.utils import entropy_from_logits, pad, selective_log_softmax
 
-from tsr_train.collect import collect
+from tsr_train.collect import collect, make_drift_guard, summed_over_processes
 from tsr_train.config import (
     CHECKPOINTS_DIR,
     PPOSettings,
@@ -298,6 +298,7 @@ def train_ppo(
     unwrapped = accelerator.unwrap_model(agent)
     all_seeds = config.train_seeds
     heldout = HeldOutCheck(config)
+    guard = make_drift_guard(rollout, logger.records)
     if counter.step == 0 and heldout.due(0) and accelerator.is_main_process:
         logger.log(0, heldout(unwrapped.model, tokenizer, 0))  # the starting policy
 
@@ -316,7 +317,11 @@ def train_ppo(
             unwrapped.model, tokenizer, max_new_tokens=rollout.max_new_tokens, temperature=rollout.temperature
         )
         rollout_batch = collect(
-            policy, rollout, seeds, rollout_seed(config.seed, step, accelerator.process_index)
+            policy,
+            rollout,
+            seeds,
+            rollout_seed(config.seed, step, accelerator.process_index),
+            guard.naive_mix(rollout) if guard else None,
         )
         trajectories = rollout_batch.trajectories
         rewards = [trajectory_reward(t, rollout.reward) for t in trajectories]
@@ -442,6 +447,9 @@ def train_ppo(
         metrics = rollout_metrics(rollout_batch, rollout.reward)
         metrics.update({key: sum(v) / len(v) for key, v in stats.items() if v})
         metrics["filter/kept_fraction"] = len(keep) / max(len(groups), 1)
+        if guard:
+            counts = (rollout_batch.stats.candidates_invalid, rollout_batch.stats.candidates_generated)
+            metrics.update(guard.observe(*summed_over_processes(accelerator, *counts)))
         metrics["ppo/uniform_group_fraction"] = uniform.float().mean().item()
         metrics["kl_ref"] = masked_mean(kl_ref, mask).item()
         metrics["value_mean"] = masked_mean(old_values, mask).item()
