@@ -1,4 +1,5 @@
-"""Two CPU processes (gloo) under ``accelerate launch``: GRPO and PPO with a search and the instance filter.
+"""Two CPU processes (gloo) under ``accelerate launch``: GRPO and PPO with a search, the instance filter
+and the drift guard (whose counts are summed over the processes).
 
 Each test launches real processes, as a user would; the instance filter's cross-process choice is checked
 on inputs where choosing per process would give a different answer.  The launch is ``--multi_gpu`` with
@@ -111,6 +112,8 @@ def train_args(model_dir, out, algo: str, seeds_per_step: int) -> list[str]:
         "24",
         "--filter-ratio",
         "0.5",
+        "--drift-guard",
+        "0.01",
         "--reward",
         "score",
         "--model",
@@ -135,7 +138,9 @@ def test_two_processes_train_with_search_and_filter(algo, tiny_model_dir, tmp_pa
         assert (out / "checkpoints" / "checkpoint-2" / rng_files.format(rank)).exists()
     assert result.stdout.count("Final model:") == 1  # only the main process reports and saves
     assert not same_weights(weights(out / "final"), weights(tiny_model_dir))
-    records = assert_finite_metrics(out, 2, "loss", "rollout/score", "search/candidates_generated")
+    records = assert_finite_metrics(
+        out, 2, "loss", "rollout/score", "search/candidates_generated", "guard/candidate_invalid_rate"
+    )
     kept = [record["filter/kept_fraction"] for record in records]
     if algo == "grpo":
         assert kept == [0.5, 0.5]  # averaged over both processes: half of all groups
