@@ -204,12 +204,24 @@ def heldout_curve(run_dir: Path, up_to_step: int) -> list[list[float]]:
 
 
 def run_summary(run_dir: Path, up_to_step: int) -> dict[str, Any]:
-    """What a cell's record keeps of its run folder, so that a checkout without the runs can summarise."""
-    return {
+    """What a cell's record keeps of its run folder, so that a checkout without the runs can summarise.
+
+    A run with the drift guard on also keeps ``guard_naive_steps``: how many of its steps the guard
+    rolled out naively, the share of the run in which the search did not build the batch.
+    """
+    summary = {
         "generated_tokens": generated_tokens(run_dir, up_to_step),
         "rollout_success": rollout_success(run_dir, up_to_step),
         "heldout_curve": heldout_curve(run_dir, up_to_step),
     }
+    guarded = [
+        r["guard/naive_step"]
+        for r in _read(run_dir / METRICS_FILE)
+        if "guard/naive_step" in r and r["step"] <= up_to_step
+    ]
+    if guarded:
+        summary["guard_naive_steps"] = int(sum(guarded))
+    return summary
 
 
 def rollout_success(run_dir: Path, up_to_step: int) -> float | None:

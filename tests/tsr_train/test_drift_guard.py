@@ -6,6 +6,8 @@ them are invalid, so a guard at 0.5 must trip after the first step, whatever the
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.tsr_train.test_selection import DETERMINISTIC, JUMP, LAKE, LEFT, RIGHT2
@@ -14,6 +16,7 @@ from tsr_train.cli import train
 from tsr_train.collect import NEXT_NAIVE, DriftGuard, collect, make_drift_guard
 from tsr_train.config import RolloutConfig
 from tsr_train.metrics import METRICS_FILE, read_metrics
+from tsr_train.study import run_summary
 
 
 def test_guard_trips_only_above_its_threshold_and_judges_each_step_afresh():
@@ -104,3 +107,13 @@ def test_a_resumed_ppo_run_keeps_the_guard_tripped(tiny_model_dir, tmp_path):
     assert [{k: v for k, v in r.items() if k not in strip} for r in straight] == [
         {k: v for k, v in r.items() if k not in strip} for r in resumed
     ]
+
+
+def test_a_study_cell_records_how_many_steps_the_guard_rolled_out_naively(tmp_path):
+    steps = [{"step": 0, "heldout/success": 0.1}]
+    steps += [{"step": i, "guard/naive_step": float(i in (2, 3, 5))} for i in range(1, 6)]
+    (tmp_path / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in steps))
+    assert run_summary(tmp_path, 5)["guard_naive_steps"] == 3
+    assert run_summary(tmp_path, 4)["guard_naive_steps"] == 2  # an equal-token cell stops earlier
+    (tmp_path / METRICS_FILE).write_text(json.dumps({"step": 1, "rollout/success": 0.5}) + "\n")
+    assert "guard_naive_steps" not in run_summary(tmp_path, 1)  # an unguarded run
