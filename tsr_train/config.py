@@ -102,7 +102,7 @@ class RolloutConfig:
 
 @dataclass
 class GRPOSettings:
-    """The GRPO knobs passed through to ``trl.GRPOConfig`` (clip-higher as in StarPO-S).
+    """The GRPO knobs passed through to ``trl.GRPOConfig`` (clip-higher as in StarPO-S), and our trust region.
 
     ``scale_rewards="batch"``: advantages are divided by the reward spread of the whole batch, not of each
     group.  Per-group scaling turns one -0.1 format penalty in a group of zeros into advantages of about
@@ -125,6 +125,14 @@ class GRPOSettings:
     loss_type: str = "dapo"
     scale_rewards: str = "batch"
     num_iterations: int = 1
+    # Why available: TRL's clip sees only the sampled tokens, and one update can move probability onto
+    # tokens the policy never sampled.  Measured in the TSR study (random Sokoban, best-of-4, seed 3): at
+    # step 272 an update with a gradient norm of 0.96 (0.03 at the steps around it) took the share of
+    # invalid candidate replies from 3% to 98% and the KL to the reference from 0.06 to 5.0 per token,
+    # and every validation reply was invalid for the next 80 steps.  Off by default until measured.
+    #: shorten an optimizer step whose exact KL from the weights before it, averaged over the model tokens
+    #: of the step's batch, exceeds this, halving it up to four times, else undo it (0 = off)
+    max_kl: float = 0.0
 
 
 @dataclass

@@ -38,13 +38,17 @@ from tsr_train.filtering import filtered_rows, trajectory_reward
 from tsr_train.heldout import HeldOutCheck
 from tsr_train.metrics import MetricsLogger, rollout_metrics
 from tsr_train.policy import HFPolicy, VLLMPolicy
+from tsr_train.ppo import make_batch
+from tsr_train.trust_region import action_distributions, trust_region
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from tsr_train.ppo import Batch
     from tsr_train.strategies import RolloutBatch
+    from tsr_train.trajectory import Trajectory
 
 SEED_PREFIX = "seed:"
 
@@ -67,6 +71,8 @@ class SearchRollout:
         self.config = config.rollout
         self.run_seed = config.seed
         self.guard = guard
+        #: the last batch rolled out, which the trust region measures the optimizer's steps on
+        self.trajectories: list[Trajectory] = []
         self._pending: dict[str, float] = {}
         self._warned = False
 
@@ -87,6 +93,7 @@ class SearchRollout:
                 )
                 batch = collect(policy, self.config, seeds, step_seed, naive_mix)
         trajectories = batch.trajectories
+        self.trajectories = trajectories
         if len(trajectories) != len(seeds):
             raise RuntimeError(f"strategy returned {len(trajectories)} trajectories for {len(seeds)} prompts")
         rewards = [trajectory_reward(t, self.config.reward) for t in trajectories]
@@ -183,6 +190,60 @@ class MetricsCallback(TrainerCallback):
         self.logger.plot()
 
 
+class LogitsOnly:
+    """A causal LM called as ``(input_ids, attention_mask) -> (logits, None)``, as the trust region does."""
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        self.model = model
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits, None
+
+    def eval(self) -> None:
+        self.model.eval()
+
+
+class GRPOTrustRegion(TrainerCallback):
+    """After each optimizer step, shorten it while its exact KL over the step's batch exceeds ``max_kl``.
+
+    Before the step it keeps the weights and the policy's whole distribution at every model token of
+    the batch the rollout just built; after it, ``tsr_train.trust_region.trust_region`` backtracks.  With
+    ``num_iterations = 1`` (the default) the weights before the step are the rollout policy's, as in PPO;
+    with more, each update is bounded against the one before.  The metrics go into the step's log as
+    ``trust/kl`` and ``trust/step_fraction``: this callback runs first, so the trackers see them too.
+    Not for sharded training (DeepSpeed ZeRO-3, FSDP): it copies the whole weights.
+    """
+
+    def __init__(self, rollout: SearchRollout, max_kl: float, temperature: float) -> None:
+        self.rollout = rollout
+        self.max_kl = max_kl
+        self.temperature = temperature
+        self.accelerator = None  # the trainer's, set once it exists
+        self._before: tuple[Batch, torch.Tensor, list[torch.Tensor]] | None = None
+        self._metrics: dict[str, float] = {}
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, processing_class=None, **kwargs):
+        rows = self.rollout.trajectories
+        batch = make_batch(rows, [0.0] * len(rows), processing_class.pad_token_id, model.device)
+        with torch.no_grad(), self.accelerator.autocast():
+            behaviour = action_distributions(LogitsOnly(model), batch, self.temperature)
+        self._before = (batch, behaviour, [p.detach().clone() for p in model.parameters()])
+
+    def on_optimizer_step(self, args, state, control, model=None, **kwargs):
+        batch, behaviour, weights = self._before
+        policy = LogitsOnly(model)
+        fraction, step_kl = trust_region(
+            policy, model, batch, behaviour, weights, self.max_kl, self.temperature, self.accelerator
+        )
+        self._before = None
+        self._metrics = {"trust/kl": step_kl, "trust/step_fraction": fraction}
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is not None and "loss" in logs:
+            logs.update(self._metrics)
+            self._metrics = {}
+
+
 def grpo_args(config: TrainConfig, out_dir: Path) -> GRPOConfig:
     """Map a ``TrainConfig`` onto ``trl.GRPOConfig``: one optimizer step = one generation batch."""
     rollout, grpo = config.rollout, config.grpo
@@ -242,4 +303,8 @@ def build_grpo_trainer(
         callbacks=[MetricsCallback(logger, HeldOutCheck(config))],
     )
     trainer.remove_callback(PrinterCallback)
+    if config.grpo.max_kl > 0:
+        trust = GRPOTrustRegion(rollout, config.grpo.max_kl, config.rollout.temperature)
+        trust.accelerator = trainer.accelerator
+        trainer.callback_handler.callbacks.insert(0, trust)  # before the trackers and our logger
     return trainer

@@ -56,6 +56,7 @@ from tsr_train.filtering import filtered_rows, kept_groups, trajectory_reward
 from tsr_train.heldout import HeldOutCheck
 from tsr_train.metrics import MetricsLogger, rollout_metrics
 from tsr_train.policy import HFPolicy
+from tsr_train.trust_region import trust_region
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -133,13 +134,6 @@ def kl_to_reference(reference: nn.Module, logits: torch.Tensor, batch: Batch, ro
     return (logp.exp() * (logp - ref_logp)).sum(-1)
 
 
-def action_distributions(agent: nn.Module, batch: Batch, temperature: float) -> torch.Tensor:
-    """Log-probabilities over the whole vocabulary at every model-token position of ``batch``: ``(N, V)``."""
-    logits, _ = agent(batch.input_ids, batch.attention_mask)
-    at_actions = logits[:, :-1][batch.action_mask.bool()]
-    return torch.log_softmax(at_actions.float() / temperature, dim=-1)
-
-
 def uniform_group_rows(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     """``(B,)``: True on the rows of each group (``group_size`` consecutive rows) of equal rewards."""
     groups = rewards.view(-1, group_size)
@@ -196,52 +190,6 @@ def advantages_and_returns(
     if ppo.skip_uniform_groups:
         advantages = advantages * (~uniform_rows).unsqueeze(1)
     return advantages, returns
-
-
-#: the step fractions the trust region tries, longest first; when none is close enough the step is undone
-STEP_FRACTIONS = (1.0, 0.5, 0.25, 0.125, 0.0625)
-
-
-def step_kl_from(
-    agent: nn.Module, batch: Batch, behaviour: torch.Tensor, temperature: float, accelerator
-) -> float:
-    """KL(behaviour || agent) over the vocabulary, averaged over the model tokens of all processes."""
-    with torch.no_grad(), accelerator.autocast():
-        current = action_distributions(agent, batch, temperature)
-        kl_sum = (behaviour.exp() * (behaviour - current)).sum()
-        count = torch.tensor(float(len(current)), device=kl_sum.device)
-        kl_sum, count = accelerator.reduce(torch.stack([kl_sum, count]), "sum")
-    return (kl_sum / count.clamp(min=1.0)).item()
-
-
-def trust_region(
-    agent: nn.Module,
-    unwrapped: nn.Module,
-    batch: Batch,
-    behaviour: torch.Tensor,
-    weights_before: list[torch.Tensor],
-    max_kl: float,
-    temperature: float,
-    accelerator,
-) -> tuple[float, float]:
-    """Backtrack the step's update (a line search, as in TRPO) until its exact KL is at most ``max_kl``.
-
-    The weights become ``before + f * (after - before)`` for the first fraction ``f`` of
-    ``STEP_FRACTIONS`` that is close enough, or ``before`` (``f = 0``) if none is.  The optimizer keeps
-    its moments: they are statistics of the gradients seen, whatever step was taken.  Returns ``(f, kl)``.
-    """
-    agent.eval()
-    params = list(unwrapped.parameters())
-    weights_after = [p.detach().clone() for p in params]
-    for fraction in (*STEP_FRACTIONS, 0.0):
-        if fraction < 1.0:
-            with torch.no_grad():
-                for p, before, after in zip(params, weights_before, weights_after, strict=True):
-                    p.copy_(before + fraction * (after - before))
-        step_kl = step_kl_from(agent, batch, behaviour, temperature, accelerator)
-        if step_kl <= max_kl or fraction == 0.0:
-            return fraction, step_kl
-    raise AssertionError("unreachable: the last fraction, 0, always returns")
 
 
 class StepCounter:

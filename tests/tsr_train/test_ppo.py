@@ -103,10 +103,13 @@ def test_ppo_steps_change_weights_and_log_finite_metrics(tiny_model_dir, tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("algo", ["ppo", "grpo"])  # GRPO's goes through a Trainer callback
 @pytest.mark.parametrize("max_kl", [1e-9, 1e3])
-def test_trust_region_shortens_or_undoes_steps_that_move_the_policy_too_far(tiny_model_dir, tmp_path, max_kl):
-    config = tiny_config(tiny_model_dir, tmp_path / "run", "ppo")
-    config.ppo.max_kl = max_kl
+def test_trust_region_shortens_or_undoes_steps_that_move_the_policy_too_far(
+    tiny_model_dir, tmp_path, max_kl, algo
+):
+    config = tiny_config(tiny_model_dir, tmp_path / "run", algo)
+    getattr(config, algo).max_kl = max_kl
     final = train(config)
     records = assert_finite_metrics(tmp_path / "run", 2, "trust/kl", "trust/step_fraction")
     if max_kl < 1e-6:  # no fraction of any step is that close: every step undone, the weights unchanged
@@ -122,7 +125,7 @@ def test_trust_region_shortens_or_undoes_steps_that_move_the_policy_too_far(tiny
 def test_trust_region_takes_the_longest_fraction_of_the_step_within_the_bound():
     from accelerate import Accelerator
 
-    from tsr_train.ppo import action_distributions, trust_region
+    from tsr_train.trust_region import action_distributions, trust_region
 
     torch.manual_seed(0)
     agent = ToyAgent()
