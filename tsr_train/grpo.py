@@ -231,10 +231,11 @@ class GRPOTrustRegion(TrainerCallback):
 
     def on_optimizer_step(self, args, state, control, model=None, **kwargs):
         batch, behaviour, weights = self._before
-        policy = LogitsOnly(model)
+        policy, training = LogitsOnly(model), model.training
         fraction, step_kl = trust_region(
             policy, model, batch, behaviour, weights, self.max_kl, self.temperature, self.accelerator
         )
+        model.train(training)  # TRL files the step's metrics under "eval" if the model is left in eval mode
         self._before = None
         self._metrics = {"trust/kl": step_kl, "trust/step_fraction": fraction}
 

@@ -1,5 +1,5 @@
-"""Two CPU processes (gloo) under ``accelerate launch``: GRPO and PPO with a search, the instance filter
-and the drift guard (whose counts are summed over the processes).
+"""Two CPU processes (gloo) under ``accelerate launch``: GRPO and PPO with a search, the instance filter,
+the drift guard (whose counts are summed over the processes) and the trust region (its KL too).
 
 Each test launches real processes, as a user would; the instance filter's cross-process choice is checked
 on inputs where choosing per process would give a different answer.  The launch is ``--multi_gpu`` with
@@ -114,6 +114,8 @@ def train_args(model_dir, out, algo: str, seeds_per_step: int) -> list[str]:
         "0.5",
         "--drift-guard",
         "0.01",
+        "--grpo-max-kl",
+        "10",
         "--reward",
         "score",
         "--model",
@@ -139,7 +141,13 @@ def test_two_processes_train_with_search_and_filter(algo, tiny_model_dir, tmp_pa
     assert result.stdout.count("Final model:") == 1  # only the main process reports and saves
     assert not same_weights(weights(out / "final"), weights(tiny_model_dir))
     records = assert_finite_metrics(
-        out, 2, "loss", "rollout/score", "search/candidates_generated", "guard/candidate_invalid_rate"
+        out,
+        2,
+        "loss",
+        "rollout/score",
+        "search/candidates_generated",
+        "guard/candidate_invalid_rate",
+        "trust/kl",
     )
     kept = [record["filter/kept_fraction"] for record in records]
     if algo == "grpo":

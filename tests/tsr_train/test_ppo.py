@@ -111,7 +111,7 @@ def test_trust_region_shortens_or_undoes_steps_that_move_the_policy_too_far(
     config = tiny_config(tiny_model_dir, tmp_path / "run", algo)
     getattr(config, algo).max_kl = max_kl
     final = train(config)
-    records = assert_finite_metrics(tmp_path / "run", 2, "trust/kl", "trust/step_fraction")
+    records = assert_finite_metrics(tmp_path / "run", 2, "trust/kl", "trust/step_fraction", "rollout/score")
     if max_kl < 1e-6:  # no fraction of any step is that close: every step undone, the weights unchanged
         assert [r["trust/step_fraction"] for r in records] == [0.0, 0.0]
         assert [r["trust/kl"] for r in records] == [0.0, 0.0]
