@@ -44,6 +44,7 @@ from tsr_train.trust_region import action_distributions, trust_region
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from accelerate import Accelerator
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from tsr_train.ppo import Batch
@@ -214,11 +215,13 @@ class GRPOTrustRegion(TrainerCallback):
     Not for sharded training (DeepSpeed ZeRO-3, FSDP): it copies the whole weights.
     """
 
-    def __init__(self, rollout: SearchRollout, max_kl: float, temperature: float) -> None:
+    def __init__(
+        self, rollout: SearchRollout, max_kl: float, temperature: float, accelerator: Accelerator
+    ) -> None:
         self.rollout = rollout
         self.max_kl = max_kl
         self.temperature = temperature
-        self.accelerator = None  # the trainer's, set once it exists
+        self.accelerator = accelerator  # the trainer's: the KL is averaged over every process's tokens
         self._before: tuple[Batch, torch.Tensor, list[torch.Tensor]] | None = None
         self._metrics: dict[str, float] = {}
 
@@ -305,7 +308,6 @@ def build_grpo_trainer(
     )
     trainer.remove_callback(PrinterCallback)
     if config.grpo.max_kl > 0:
-        trust = GRPOTrustRegion(rollout, config.grpo.max_kl, config.rollout.temperature)
-        trust.accelerator = trainer.accelerator
+        trust = GRPOTrustRegion(rollout, config.grpo.max_kl, config.rollout.temperature, trainer.accelerator)
         trainer.callback_handler.callbacks.insert(0, trust)  # before the trackers and our logger
     return trainer
