@@ -13,6 +13,7 @@ towards invalid ones (``RolloutConfig.drift_guard``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -45,17 +46,11 @@ def naive_rows(seeds: list[int], naive_mix: int) -> list[bool]:
     return flags
 
 
-def collect(
-    policy: Policy, rollout: RolloutConfig, seeds: list[int], seed: int, naive_mix: int | None = None
-) -> RolloutBatch:
-    """One trajectory per entry of ``seeds`` (a group = consecutive copies of one seed), in that order.
-
-    ``naive_mix`` overrides ``rollout.naive_mix`` for this step (what a tripped :class:`DriftGuard` asks).
-    """
+def collect(policy: Policy, rollout: RolloutConfig, seeds: list[int], seed: int) -> RolloutBatch:
+    """One trajectory per entry of ``seeds`` (a group = consecutive copies of one seed), in that order."""
     kwargs = split_env_kwargs(rollout.env_id, "train", rollout.env_kwargs)
     strategy = rollout_strategy(rollout, seed)
-    mix_size = rollout.naive_mix if naive_mix is None else naive_mix
-    mix = naive_rows(seeds, mix_size if strategy.name != "naive" else 0)
+    mix = naive_rows(seeds, rollout.naive_mix if strategy.name != "naive" else 0)
     parts: dict[bool, RolloutBatch] = {}
     for naive in (True, False):
         part = [s for s, flag in zip(seeds, mix, strict=True) if flag == naive]
@@ -101,9 +96,9 @@ class DriftGuard:
         last = next((record for record in reversed(records) if NEXT_NAIVE in record), None)
         return cls(threshold, tripped=bool(last and last[NEXT_NAIVE]))
 
-    def naive_mix(self, rollout: RolloutConfig) -> int:
-        """How many trajectories of each group the coming step rolls out naively."""
-        return rollout.group_size if self.tripped else rollout.naive_mix
+    def rollout(self, rollout: RolloutConfig) -> RolloutConfig:
+        """The coming step's rollout settings: ``rollout``, or, tripped, every member of a group naive."""
+        return dataclasses.replace(rollout, naive_mix=rollout.group_size) if self.tripped else rollout
 
     def observe(self, invalid: float, generated: float) -> dict[str, float]:
         """Judge a finished step by its invalid and sampled reply counts; returns the metrics to log."""

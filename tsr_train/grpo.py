@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from accelerate import Accelerator
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from tsr_train.config import RolloutConfig
     from tsr_train.ppo import Batch
     from tsr_train.strategies import RolloutBatch
     from tsr_train.trajectory import Trajectory
@@ -81,9 +82,9 @@ class SearchRollout:
         seeds = [parse_seed(prompt) for prompt in prompts]
         tokenizer = trainer.processing_class
         step_seed = rollout_seed(self.run_seed, trainer.state.global_step, trainer.accelerator.process_index)
-        naive_mix = self.guard.naive_mix(self.config) if self.guard else None
+        rollout = self.guard.rollout(self.config) if self.guard else self.config
         if getattr(trainer.args, "use_vllm", False):
-            batch = self._collect_with_vllm(trainer, seeds, step_seed, naive_mix)
+            batch = self._collect_with_vllm(trainer, rollout, seeds, step_seed)
         else:
             with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as model:
                 policy = HFPolicy(
@@ -92,7 +93,7 @@ class SearchRollout:
                     max_new_tokens=self.config.max_new_tokens,
                     temperature=self.config.temperature,
                 )
-                batch = collect(policy, self.config, seeds, step_seed, naive_mix)
+                batch = collect(policy, rollout, seeds, step_seed)
         trajectories = batch.trajectories
         self.trajectories = trajectories
         if len(trajectories) != len(seeds):
@@ -124,7 +125,7 @@ class SearchRollout:
         }
 
     def _collect_with_vllm(
-        self, trainer: GRPOTrainer, seeds: list[int], step_seed: int, naive_mix: int | None
+        self, trainer: GRPOTrainer, rollout: RolloutConfig, seeds: list[int], step_seed: int
     ) -> RolloutBatch:
         """The rollouts sampled by TRL's vLLM engine, whose weights TRL synced for this step.
 
@@ -144,7 +145,7 @@ class SearchRollout:
                 stacklevel=2,
             )
         try:
-            return collect(policy, self.config, seeds, step_seed, naive_mix)
+            return collect(policy, rollout, seeds, step_seed)
         finally:
             policy.finish()
 

@@ -266,10 +266,9 @@ def train_ppo(
         )
         rollout_batch = collect(
             policy,
-            rollout,
+            guard.rollout(rollout) if guard else rollout,
             seeds,
             rollout_seed(config.seed, step, accelerator.process_index),
-            guard.naive_mix(rollout) if guard else None,
         )
         trajectories = rollout_batch.trajectories
         rewards = [trajectory_reward(t, rollout.reward) for t in trajectories]

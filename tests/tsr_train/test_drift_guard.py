@@ -22,17 +22,17 @@ from tsr_train.study import run_summary
 def test_guard_trips_only_above_its_threshold_and_judges_each_step_afresh():
     rollout = RolloutConfig(group_size=4, naive_mix=1, search="best-of-4", drift_guard=0.1)
     guard = make_drift_guard(rollout, [])
-    assert guard.naive_mix(rollout) == 1
+    assert guard.rollout(rollout) is rollout
     assert guard.observe(10, 100) == {
         "guard/candidate_invalid_rate": 0.1,
         "guard/naive_step": 0.0,
         NEXT_NAIVE: 0.0,
     }
     assert guard.observe(11, 100)[NEXT_NAIVE] == 1.0
-    assert guard.naive_mix(rollout) == 4  # the whole group
+    assert guard.rollout(rollout).naive_mix == 4  # the whole group
     metrics = guard.observe(0, 80)
     assert metrics["guard/naive_step"] == 1.0 and metrics[NEXT_NAIVE] == 0.0
-    assert guard.naive_mix(rollout) == 1
+    assert guard.rollout(rollout).naive_mix == 1
     assert guard.observe(0, 0)[NEXT_NAIVE] == 0.0  # a step that sampled nothing is no evidence
 
 
@@ -66,7 +66,7 @@ def test_collect_rolls_the_whole_group_naively_when_the_guard_asks(scripted):
         env_id=DETERMINISTIC, search="best-of-3", max_turns=1, group_size=3, env_kwargs={"desc": LAKE}
     )
     script = lambda context, n: [JUMP] if n == 1 else [LEFT, JUMP, RIGHT2][:n]  # noqa: E731
-    batch = collect(scripted(script), config, [4, 4, 4], seed=0, naive_mix=3)
+    batch = collect(scripted(script), DriftGuard(0.1, tripped=True).rollout(config), [4, 4, 4], seed=0)
     assert [t.replies[0] for t in batch] == [JUMP] * 3  # the policy's own invalid replies, committed
     assert batch.stats.candidates_generated == 3 and batch.stats.candidates_invalid == 3
     assert batch.stats.decisions == 0  # nothing was chosen among candidates
