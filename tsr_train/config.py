@@ -215,7 +215,8 @@ class TrainConfig:
     #: "constant", or "linear" / "cosine" decay from lr to 0 over ``steps`` (a run extended with
     #: --resume --steps N stretches the decay from there on, so it differs from one trained to N).
     #: Constant by default: the decay left naive GRPO's learning on random ice where it was, while it
-    #: helps a search-trained GRPO policy keep what it learned where rewards are rare (README's study)
+    #: helps a search-trained GRPO policy keep what it learned where rewards are rare (the study's
+    #: report, benchmarks/results/README.md)
     lr_schedule: str = "constant"
     #: seeds the model's sampling, the search and which train-split instances the run sees
     seed: int = 0
