@@ -29,6 +29,16 @@ from tsr_train.config import GRPOSettings, PPOSettings, RolloutConfig, TrainConf
 from tsr_train.study import RecipeMismatch, StudyConfig, recorded_study, run, summarise, variants_markdown
 from tsr_train.study_overview import overview_markdown
 
+#: the JSON values each scalar field type takes from ``--set`` (an int is a float too)
+SCALAR_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def takes(field_type: str, value: object) -> bool:
+    """Whether a field annotated ``field_type`` takes ``value`` (fields of other types are not checked)."""
+    expected = SCALAR_TYPES.get(field_type)
+    # bool is a subclass of int in Python, but --set ppo.epochs=true is a mistake, not 1
+    return expected is None or (isinstance(value, expected) and isinstance(value, bool) == (bool in expected))
+
 #: where ``--overview`` writes its table (README shows the same table)
 OVERVIEW_FILE = Path(__file__).resolve().parent / "results" / "tsr_study_overview.md"
 
@@ -66,26 +76,28 @@ def parse_args() -> tuple[StudyConfig, tuple[int, int], bool, str | None, list[s
         "algorithm, the best search against naive",
     )
     args = parser.parse_args()
-    rollout_fields = {f.name for f in dataclasses.fields(RolloutConfig)}
-    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    train_fields |= {f"ppo.{f.name}" for f in dataclasses.fields(PPOSettings)}
-    train_fields |= {f"grpo.{f.name}" for f in dataclasses.fields(GRPOSettings)}
+    rollout_types = {f.name: f.type for f in dataclasses.fields(RolloutConfig)}
+    train_types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    for prefix, settings in (("ppo", PPOSettings), ("grpo", GRPOSettings)):
+        train_types |= {f"{prefix}.{f.name}": f.type for f in dataclasses.fields(settings)}
     rollout_overrides, train_overrides = {}, {}
     for item in args.set:
         name, equals, text = item.partition("=")
         if not equals:
             parser.error(f"--set {item!r}: expected FIELD=VALUE")
+        if name not in rollout_types | train_types:
+            parser.error(f"--set {name}: not a RolloutConfig, TrainConfig, ppo.* or grpo.* field")
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
             value = text
-        if name in rollout_fields:
-            rollout_overrides[name] = value
-        elif name in train_fields:
-            train_overrides[name] = value
-        else:
-            parser.error(f"--set {name}: not a RolloutConfig, TrainConfig, ppo.* or grpo.* field")
+        field_type = (rollout_types | train_types)[name]
+        if not takes(field_type, value):
+            parser.error(f"--set {item!r}: {name} is of type {field_type}")
+        (rollout_overrides if name in rollout_types else train_overrides)[name] = value
     index, _, count = args.shard.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        parser.error(f"--shard {args.shard!r}: expected i/n with 0 <= i < n, e.g. 0/2")
     base = recorded_study(args.out) if args.summarise_only else defaults
     given = {
         "envs": args.envs,
@@ -106,6 +118,11 @@ def parse_args() -> tuple[StudyConfig, tuple[int, int], bool, str | None, list[s
         token_budget=base.token_budget and not args.no_token_budget,
         out_dir=args.out,
     )
+    if not (args.summarise_only or args.variants_table or args.overview):
+        try:
+            config.check()
+        except ValueError as error:
+            parser.error(str(error))
     return config, (int(index), int(count)), args.summarise_only, args.variants_table, args.overview
 
 

@@ -26,6 +26,9 @@ REPORT_TO = ("none", "tensorboard", "wandb")
 VLLM_MODES = ("colocate", "server")
 #: How the learning rate moves over a run: held, or decayed to zero at its last step (``lr_factor``).
 LR_SCHEDULES = ("constant", "linear", "cosine")
+#: TRL 1.16's GRPO losses that work with token-level importance sampling (its "luspo" needs sequence level)
+GRPO_LOSS_TYPES = ("dapo", "grpo", "dr_grpo", "bnpo", "cispo", "sapo", "vespo")
+GRPO_SCALE_REWARDS = ("batch", "group", "none")
 SCORER_NAMES = ("reward+score", "score", "success")
 SELECTION_NAMES = ("argmax", "softmax")
 #: The name of the embedded tiny model wherever a model path is accepted (``--model embedded``).
@@ -134,6 +137,19 @@ class GRPOSettings:
     #: of the step's batch, exceeds this, halving it up to four times, else undo it (0 = off)
     max_kl: float = 0.0
 
+    def __post_init__(self) -> None:
+        # Checked here, not left to TRL, so a mistyped flag fails before a model loads, naming the flag.
+        if self.loss_type not in GRPO_LOSS_TYPES:
+            choices = ", ".join(GRPO_LOSS_TYPES)
+            raise ValueError(f"grpo-loss-type must be one of {choices}, got {self.loss_type!r}")
+        if self.scale_rewards not in GRPO_SCALE_REWARDS:
+            choices = ", ".join(GRPO_SCALE_REWARDS)
+            raise ValueError(f"grpo-scale-rewards must be one of {choices}, got {self.scale_rewards!r}")
+        if self.num_iterations < 1:
+            raise ValueError(f"grpo-num-iterations must be at least 1, got {self.num_iterations}")
+        _check_at_least_zero(self, "grpo", "beta", "max_kl")
+        _check_positive(self, "grpo", "epsilon", "epsilon_high")
+
 
 @dataclass
 class PPOSettings:
@@ -199,6 +215,28 @@ class PPOSettings:
     #: detached, seed 1 trained and seed 0 diverged within 7 steps.  The value gradient shares the clipped
     #: gradient norm, so detaching also makes the policy's own steps larger.
     detach_value_head: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "minibatches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ppo-{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("gamma", "lam"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"ppo-{name} must be in [0, 1], got {getattr(self, name)}")
+        _check_at_least_zero(self, "ppo", "vf_coef", "kl_coef", "entropy_coef", "max_kl")
+        _check_positive(self, "ppo", "clip_range", "clip_range_value", "max_grad_norm")
+
+
+def _check_at_least_zero(settings: object, section: str, *names: str) -> None:
+    for name in names:
+        if (value := getattr(settings, name)) < 0:
+            raise ValueError(f"{section}-{name.replace('_', '-')} must be >= 0, got {value}")
+
+
+def _check_positive(settings: object, section: str, *names: str) -> None:
+    for name in names:
+        if (value := getattr(settings, name)) <= 0:
+            raise ValueError(f"{section}-{name.replace('_', '-')} must be positive, got {value}")
 
 
 @dataclass

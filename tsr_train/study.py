@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tsr_train.config import RolloutConfig, TrainConfig, checkpoint_step, latest_checkpoint
+from tsr_train.config import EMBEDDED, RolloutConfig, TrainConfig, checkpoint_step, latest_checkpoint
 from tsr_train.metrics import METRICS_FILE, read_metrics
 
 STUDY_FILE = "study.json"
@@ -90,6 +90,36 @@ class StudyConfig:
                     config, **{group: dataclasses.replace(getattr(config, group), **{name: value})}
                 )
         return config
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming what is wrong with a grid that cannot run, before any cell trains.
+
+        Why up front: a grid runs for hours, cell after cell, and a typo in its last env or strategy, or a
+        recipe override that no cell accepts, would otherwise surface as a traceback hours in.
+        """
+        import gymnasium as gym
+
+        import tsr_envs
+        from tsr_train.cli import looks_local
+        from tsr_train.strategies import make_strategy
+
+        unknown = [env_id for env_id in self.envs if env_id not in gym.registry]
+        if unknown:
+            known = ", ".join(tsr_envs.registered_ids())
+            raise ValueError(f"unknown env id {', '.join(map(repr, unknown))}; known ids: {known}")
+        for strategy in self.strategies:
+            try:
+                make_strategy(strategy)
+            except ValueError as error:
+                raise ValueError(f"bad strategy {strategy!r}: {error}") from None
+        if self.model not in (None, EMBEDDED) and looks_local(self.model) and not Path(self.model).exists():
+            raise ValueError(f"model path {self.model!r} does not exist")
+        for algo in self.algos:
+            for strategy in self.strategies:
+                try:
+                    self.train_config(self.envs[0], algo, strategy, self.seeds[0])
+                except (ValueError, TypeError) as error:
+                    raise ValueError(f"the recipe does not hold for {algo} {strategy}: {error}") from None
 
     def cell_dir(self, env_id: str, algo: str, search: str, seed: int) -> Path:
         return Path(self.out_dir) / "runs" / env_id.split("/")[-1] / algo / search / f"seed{seed}"

@@ -49,6 +49,18 @@ def base(tiny_model_dir, tmp_path) -> list[str]:
         (["--steps", "0"], "steps must be at least 1"),
         (["--max-turns", "0"], "max-turns must be at least 1"),
         (["--lr", "-1"], "lr must be positive"),
+        (["--drift-guard", "1"], "drift guard must be in [0, 1)"),
+        (["--grpo-loss-type", "ppo"], "grpo-loss-type must be one of dapo, grpo"),
+        (["--grpo-scale-rewards", "std"], "grpo-scale-rewards must be one of batch, group, none"),
+        (["--grpo-num-iterations", "0"], "grpo-num-iterations must be at least 1"),
+        (["--grpo-beta", "-0.1"], "grpo-beta must be >= 0"),
+        (["--grpo-max-kl", "-1"], "grpo-max-kl must be >= 0"),
+        (["--grpo-epsilon-high", "0"], "grpo-epsilon-high must be positive"),
+        (["--algo", "ppo", "--ppo-epochs", "0"], "ppo-epochs must be at least 1"),
+        (["--algo", "ppo", "--ppo-minibatches", "0"], "ppo-minibatches must be at least 1"),
+        (["--algo", "ppo", "--ppo-gamma", "1.5"], "ppo-gamma must be in [0, 1]"),
+        (["--algo", "ppo", "--ppo-kl-coef", "-0.05"], "ppo-kl-coef must be >= 0"),
+        (["--algo", "ppo", "--ppo-clip-range", "0"], "ppo-clip-range must be positive"),
     ],
 )
 def test_bad_input_is_one_clear_line(capsys, base, flags, message):

@@ -439,3 +439,40 @@ def test_curves_plot_only_the_env_and_algo_pairs_that_have_cells(tmp_path, recwa
     height, width = matplotlib.image.imread(path).shape[:2]
     assert width == 2 * 4 * 100 and height == int(3.2 * 100)  # two 4-inch panels at 100 dpi, not four
     assert not [w for w in recwarn if "legend" in str(w.message)]
+
+
+STUDY_SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "tsr_study.py")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--envs", "tsr/NoSuchGame-v0"], "unknown env id 'tsr/NoSuchGame-v0'; known ids: tsr/FrozenLake-v0"),
+        (["--strategies", "naive", "best-of-zero"], "bad strategy 'best-of-zero'"),
+        (["--model", "/no/such/model"], "model path '/no/such/model' does not exist"),
+        (["--set", "grpo.beta=-1"], "the recipe does not hold for grpo naive: grpo-beta must be >= 0"),
+        (["--set", "ppo.epochs=two"], "--set 'ppo.epochs=two': ppo.epochs is of type int"),
+        (["--set", "ppo.detach_value_head=1"], "ppo.detach_value_head is of type bool"),
+        (["--set", "no_such_field=1"], "--set no_such_field: not a RolloutConfig"),
+        (["--shard", "2/2"], "--shard '2/2': expected i/n"),
+    ],
+)
+def test_a_study_that_cannot_run_is_refused_in_one_line_before_any_cell(tmp_path, flags, message):
+    import subprocess
+    import sys
+
+    out = tmp_path / "study"
+    result = subprocess.run(
+        [sys.executable, STUDY_SCRIPT, "--out", str(out), "--steps", "1", *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_study_check_accepts_a_grid_that_can_run():
+    StudyConfig(envs=("tsr/Sokoban-v0",), strategies=("naive", "beam-2x2"), model="embedded").check()
+    with pytest.raises(ValueError, match=r"naive mix must be in 0\.\.group-size"):
+        StudyConfig(rollout_overrides={"naive_mix": 9}).check()
