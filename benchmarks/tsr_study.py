@@ -9,7 +9,8 @@ Trains the embedded model (or ``--model``) with the default recipe of ``tsr trai
 algorithm x strategy x seed, evaluates each final policy alone on test-split instances, and also trains
 naive to each search's generated tokens.  Cells are appended to ``<out>/cells.jsonl`` and skipped when the
 command runs again, so the grid resumes where it stopped.  Writes ``results.json``, ``results.md`` and
-``curves.png`` to ``--out`` (default ``benchmarks/results/tsr_study``).
+``curves.png`` to ``--out`` (default ``runs/tsr_study``; the committed studies are under
+``benchmarks/results/``).
 
 Recipe variants are any ``RolloutConfig`` or ``TrainConfig`` field, or a field of its PPO or GRPO
 settings: ``--set scorer=score``, ``--set selection=softmax``, ``--set naive_mix=2``,
@@ -26,7 +27,15 @@ import sys
 from pathlib import Path
 
 from tsr_train.config import GRPOSettings, PPOSettings, RolloutConfig, TrainConfig
-from tsr_train.study import RecipeMismatch, StudyConfig, recorded_study, run, summarise, variants_markdown
+from tsr_train.study import (
+    CELLS_FILE,
+    RecipeMismatch,
+    StudyConfig,
+    recorded_study,
+    run,
+    summarise,
+    variants_markdown,
+)
 from tsr_train.study_overview import overview_markdown
 
 #: the JSON values each scalar field type takes from ``--set`` (an int is a float too)
@@ -140,11 +149,15 @@ def main() -> None:
         print(table)
         return
     if variants is not None:
+        if not Path(variants).is_dir():
+            sys.exit(f"tsr_study: no folder {variants} (the variant studies' parent folder)")
         table = variants_markdown(Path(config.out_dir), Path(variants))
         (Path(variants) / "variants.md").write_text(table)
         print(table)
         return
     if summarise_only:
+        if not (Path(config.out_dir) / CELLS_FILE).is_file():
+            sys.exit(f"tsr_study: no study cells ({CELLS_FILE}) in {config.out_dir}")
         summarise(config)
     else:
         try:

@@ -61,7 +61,9 @@ class StudyConfig:
     #: also train naive to the generated tokens of each search (the equal-token budget)
     token_budget: bool = True
     model: str | None = None
-    out_dir: str = "benchmarks/results/tsr_study"
+    #: a fresh folder by default: the committed ones under benchmarks/results/ hold cells from other
+    #: models and recipes, and a folder refuses cells that would not compare with its own
+    out_dir: str = "runs/tsr_study"
     #: recipe overrides, by ``RolloutConfig`` / ``TrainConfig`` field name (e.g. {"scorer": "score"}), or
     #: ``"ppo.NAME"`` / ``"grpo.NAME"`` for a field of the nested settings
     rollout_overrides: dict[str, Any] = field(default_factory=dict)

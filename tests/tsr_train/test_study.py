@@ -7,6 +7,8 @@ import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -444,6 +446,11 @@ def test_curves_plot_only_the_env_and_algo_pairs_that_have_cells(tmp_path, recwa
 STUDY_SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "tsr_study.py")
 
 
+def run_study_script(cwd, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, os.path.abspath(STUDY_SCRIPT), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
@@ -458,16 +465,8 @@ STUDY_SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks",
     ],
 )
 def test_a_study_that_cannot_run_is_refused_in_one_line_before_any_cell(tmp_path, flags, message):
-    import subprocess
-    import sys
-
     out = tmp_path / "study"
-    result = subprocess.run(
-        [sys.executable, STUDY_SCRIPT, "--out", str(out), "--steps", "1", *flags],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_study_script(tmp_path, "--out", str(out), "--steps", "1", *flags)
     assert result.returncode == 2 and message in result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
 
@@ -476,3 +475,18 @@ def test_study_check_accepts_a_grid_that_can_run():
     StudyConfig(envs=("tsr/Sokoban-v0",), strategies=("naive", "beam-2x2"), model="embedded").check()
     with pytest.raises(ValueError, match=r"naive mix must be in 0\.\.group-size"):
         StudyConfig(rollout_overrides={"naive_mix": 9}).check()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--summarise-only"], "tsr_study: no study cells (cells.jsonl) in "),
+        (["--variants-table", "no-such-folder"], "tsr_study: no folder no-such-folder"),
+        (["--overview", "no-such-folder"], "tsr_study: no study results (results.json) in no-such-folder"),
+    ],
+)
+def test_tables_of_a_folder_without_a_study_are_refused_in_one_line(tmp_path, flags, message):
+    out = tmp_path / "empty"
+    result = run_study_script(tmp_path, "--out", str(out), *flags)
+    assert result.returncode == 1 and result.stderr.startswith(message)
+    assert "Traceback" not in result.stderr and not out.exists()
