@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
     kwargs = {"level_file": args.level_file} if args.level_file else {}
     try:
         return play(args.env_id, args.seed, **kwargs)
-    except (ValueError, OSError, TypeError) as error:
+    except (ValueError, OSError, TypeError, gym.error.Error) as error:  # gymnasium's: e.g. a negative seed
         print(f"tsr play: {error}", file=sys.stderr)
         return 2
 

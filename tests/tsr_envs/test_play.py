@@ -47,6 +47,12 @@ def test_bad_kwargs_are_a_clear_error():
     assert done.returncode == 2 and "Traceback" not in done.stderr
 
 
+def test_a_negative_seed_is_a_clear_error():
+    done = run_tsr("play", "tsr/FrozenLake-v0", "--seed", "-1")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("tsr play: ") and "Seed must be greater or equal to zero" in done.stderr
+
+
 def test_help_lists_the_subcommands():
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
