@@ -169,6 +169,11 @@ def test_results_are_written_as_json_markdown_and_figures_and_report_compares_ru
         (["eval", "--agent", "random", "--env-arg", "novalue"], "KEY=VALUE"),
         (["eval", "--agent", "random", "--env", EASY, "--env-arg", "size=-3"], "cannot make"),
         (["report", "/no/such/folder"], "no episodes.jsonl"),
+        (["eval", "--agent", "random", "--seed", "-5"], "--seed must be >= 0, got -5"),
+        (["eval", "--agent", "random", "--temperature", "-1"], "--temperature must be >= 0"),
+        (["eval", "--agent", "random", "--max-tokens", "0", "--timeout", "0"], "1, got 0; --timeout"),
+        (["eval", "--agent", "random", "--retries", "-1"], "--retries must be >= 0"),
+        (["eval", "--agent", "random", "--concurrency", "0"], "--concurrency must be at least 1"),
     ],
 )
 def test_bad_input_is_a_one_line_error_with_exit_code_2(args, message, capsys):

@@ -67,6 +67,24 @@ class AgentOptions:
     #: requests in flight at once per endpoint agent (the runner divides it between worker processes)
     concurrency: int = 8
 
+    def __post_init__(self) -> None:
+        # Checked for every agent, even those that ignore a setting, so a typo never waits for the one
+        # agent spec that reads it.
+        problems = [
+            f"--{name.replace('_', '-')} must be {rule}, got {getattr(self, name)}"
+            for name, rule, ok in (
+                ("seed", ">= 0", self.seed >= 0),
+                ("temperature", ">= 0", self.temperature >= 0),
+                ("max_tokens", "at least 1", self.max_tokens >= 1),
+                ("timeout", "positive", self.timeout > 0),
+                ("retries", ">= 0", self.retries >= 0),
+                ("concurrency", "at least 1", self.concurrency >= 1),
+            )
+            if not ok
+        ]
+        if problems:
+            raise EvalInputError("; ".join(problems))
+
 
 def needs_env(agent: Agent) -> bool:
     return callable(getattr(agent, "reset", None))
