@@ -181,6 +181,21 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise UsageError(str(error)) from None
 
 
+def check_env_kwargs(env_id: str, env_kwargs: dict) -> None:
+    """Build the env once with the run's kwargs; ``ValueError`` naming them if its constructor refuses.
+
+    Why: a bad ``--env-arg`` would otherwise fail inside the first rollout, after the model has loaded.
+    """
+    import gymnasium as gym
+
+    from tsr_envs.splits import split_env_kwargs
+
+    try:
+        gym.make(env_id, **split_env_kwargs(env_id, "train", env_kwargs)).close()
+    except (ValueError, TypeError, OSError) as error:
+        raise ValueError(f"cannot make {env_id} with {env_kwargs}: {error}") from None
+
+
 def check_config(config: TrainConfig, *, resume: bool) -> None:
     """Everything that can be checked before loading a model, so mistakes cost no time."""
     import gymnasium as gym
@@ -191,6 +206,10 @@ def check_config(config: TrainConfig, *, resume: bool) -> None:
     if config.rollout.env_id not in gym.registry:
         known = ", ".join(tsr_envs.registered_ids())
         raise UsageError(f"unknown environment id {config.rollout.env_id!r}; known ids: {known}")
+    try:
+        check_env_kwargs(config.rollout.env_id, config.rollout.env_kwargs)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     try:
         make_strategy(config.rollout.search)
     except ValueError as error:

@@ -286,6 +286,8 @@ class TrainConfig:
             raise ValueError(f"report-to must be one of {', '.join(REPORT_TO)}, got {self.report_to!r}")
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.save_every < 1:
             raise ValueError(f"save-every must be at least 1, got {self.save_every}")
         if self.eval_every < 0 or self.eval_episodes < 1:

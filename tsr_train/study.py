@@ -102,13 +102,15 @@ class StudyConfig:
         import gymnasium as gym
 
         import tsr_envs
-        from tsr_train.cli import looks_local
+        from tsr_train.cli import check_env_kwargs, looks_local
         from tsr_train.strategies import make_strategy
 
         unknown = [env_id for env_id in self.envs if env_id not in gym.registry]
         if unknown:
             known = ", ".join(tsr_envs.registered_ids())
             raise ValueError(f"unknown env id {', '.join(map(repr, unknown))}; known ids: {known}")
+        for env_id in self.envs:
+            check_env_kwargs(env_id, self.rollout_overrides.get("env_kwargs", {}))
         for strategy in self.strategies:
             try:
                 make_strategy(strategy)

@@ -49,6 +49,8 @@ def base(tiny_model_dir, tmp_path) -> list[str]:
         (["--steps", "0"], "steps must be at least 1"),
         (["--max-turns", "0"], "max-turns must be at least 1"),
         (["--lr", "-1"], "lr must be positive"),
+        (["--seed", "-1"], "seed must be >= 0, got -1"),
+        (["--env-arg", "size=-3"], "cannot make tsr/FrozenLake-v0 with {'size': -3}: size must be"),
         (["--drift-guard", "1"], "drift guard must be in [0, 1)"),
         (["--grpo-loss-type", "ppo"], "grpo-loss-type must be one of dapo, grpo"),
         (["--grpo-scale-rewards", "std"], "grpo-scale-rewards must be one of batch, group, none"),

@@ -456,6 +456,7 @@ def run_study_script(cwd, *args: str) -> subprocess.CompletedProcess:
     [
         (["--envs", "tsr/NoSuchGame-v0"], "unknown env id 'tsr/NoSuchGame-v0'; known ids: tsr/FrozenLake-v0"),
         (["--strategies", "naive", "best-of-zero"], "bad strategy 'best-of-zero'"),
+        (["--set", 'env_kwargs={"size": 1}'], "cannot make tsr/FrozenLake-v0 with {'size': 1}: size must be"),
         (["--model", "/no/such/model"], "model path '/no/such/model' does not exist"),
         (["--set", "grpo.beta=-1"], "the recipe does not hold for grpo naive: grpo-beta must be >= 0"),
         (["--set", "ppo.epochs=two"], "--set 'ppo.epochs=two': ppo.epochs is of type int"),
