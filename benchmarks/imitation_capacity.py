@@ -71,9 +71,10 @@ def main() -> None:
     parser.add_argument("--name", help="the model's and the result's name (default: from the recipe flags)")
     args = parser.parse_args()
 
+    from tsr_envs import registered_ids
     from tsr_train.heldout import evaluate_policy
     from tsr_train.policy import load_causal_lm
-    from tsr_train.tiny_model import build_tiny_model, read_manifest
+    from tsr_train.tiny_model import TinyModelConfig, build_tiny_model, read_manifest
 
     name = args.name or (
         f"{args.architecture}-eps{args.epsilon}-steps{args.steps}-h{args.hidden_size}-l{args.layers}"
@@ -90,23 +91,41 @@ def main() -> None:
             f"{model_dir} was built for {', '.join(built['config']['env_ids'])}, not {', '.join(args.envs)}; "
             "give this recipe its own --name"
         )
+    recipe = {
+        "warmup_steps": args.steps,
+        "prior": "noisy-expert",
+        "expert_epsilon": args.epsilon,
+        "episodes_per_env": args.episodes_per_env,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "hidden_size": args.hidden_size,
+        "num_hidden_layers": args.layers,
+        "architecture": args.architecture,
+        "system_message": args.with_system_message,
+        "soft_labels": args.soft_labels,
+        "max_turns": args.max_turns,
+    }
+    if built is not None:
+        # A --name chosen by hand does not spell out the recipe: never evaluate a model built from another.
+        differ = [key for key, value in recipe.items() if built["config"].get(key) != value]
+        if differ:
+            differ_text = ", ".join(differ)
+            parser.error(f"{model_dir} was built with another {differ_text}; give this recipe its own --name")
+    if args.episodes < 1:
+        parser.error(f"--episodes must be at least 1, got {args.episodes}")
+    unknown = [env_id for env_id in args.envs if env_id not in registered_ids()]
+    if unknown:
+        parser.error(f"unknown env id {', '.join(unknown)}; known ids: {', '.join(registered_ids())}")
     if built is None:
+        try:
+            TinyModelConfig(env_ids=tuple(args.envs), **recipe)
+        except ValueError as error:
+            parser.error(str(error))
         build_tiny_model(
             model_dir,
-            warmup_steps=args.steps,
-            prior="noisy-expert",
-            expert_epsilon=args.epsilon,
-            episodes_per_env=args.episodes_per_env,
-            batch_size=args.batch_size,
-            learning_rate=args.lr,
-            hidden_size=args.hidden_size,
-            num_hidden_layers=args.layers,
-            architecture=args.architecture,
-            system_message=args.with_system_message,
-            soft_labels=args.soft_labels,
             env_ids=tuple(args.envs),
-            max_turns=args.max_turns,
             log=lambda line: print(line, flush=True),
+            **recipe,
         )
     build_s = time.perf_counter() - started
     model, tokenizer = load_causal_lm(model_dir)

@@ -129,7 +129,29 @@ class TinyModelConfig:
             raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
         if not 0.0 <= self.expert_epsilon <= 1.0:
             raise ValueError(f"expert_epsilon must be in [0, 1], got {self.expert_epsilon}")
+        if self.architecture not in ("qwen2", "gpt2"):
+            raise ValueError(f"architecture must be qwen2 or gpt2, got {self.architecture!r}")
+        if self.warmup_steps < 0 or self.learning_rate <= 0:
+            raise ValueError("warmup_steps must be >= 0 and learning_rate positive")
+        below_one = [f"{name} = {getattr(self, name)}" for name in _COUNTS if getattr(self, name) < 1]
+        if below_one:
+            raise ValueError(f"sizes and counts must be at least 1, got {', '.join(below_one)}")
 
+
+#: the recipe's fields that count something, so must be at least 1
+_COUNTS = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "max_position_embeddings",
+    "expert_actions",
+    "batch_size",
+    "episodes_per_env",
+    "max_turns",
+)
 
 #: The format-only warm-up (``build_tiny_model(dir, **FORMAT_RECIPE)``, about 25 s): random legal moves
 #: on both grid games, the rules in the prompt.  It was the default before the board-reading recipe; the
