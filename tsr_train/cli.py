@@ -181,33 +181,29 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise UsageError(str(error)) from None
 
 
-def check_env_kwargs(env_id: str, env_kwargs: dict) -> None:
-    """Build the env once with the run's kwargs; ``ValueError`` naming them if its constructor refuses.
+def check_env(env_id: str, env_kwargs: dict) -> None:
+    """``ValueError`` for an unknown id, or kwargs its constructor refuses (``EvalInputError``, a ValueError).
 
     Why: a bad ``--env-arg`` would otherwise fail inside the first rollout, after the model has loaded.
     """
     import gymnasium as gym
 
+    import tsr_envs
+    from tsr_envs.evaluation.runner import check_env_kwargs
     from tsr_envs.splits import split_env_kwargs
 
-    try:
-        gym.make(env_id, **split_env_kwargs(env_id, "train", env_kwargs)).close()
-    except (ValueError, TypeError, OSError) as error:
-        raise ValueError(f"cannot make {env_id} with {env_kwargs}: {error}") from None
+    if env_id not in gym.registry:
+        known = ", ".join(tsr_envs.registered_ids())
+        raise ValueError(f"unknown environment id {env_id!r}; known ids: {known}")
+    check_env_kwargs({env_id: split_env_kwargs(env_id, "train", env_kwargs)})  # raises an EvalInputError
 
 
 def check_config(config: TrainConfig, *, resume: bool) -> None:
     """Everything that can be checked before loading a model, so mistakes cost no time."""
-    import gymnasium as gym
-
-    import tsr_envs
     from tsr_train.strategies import make_strategy
 
-    if config.rollout.env_id not in gym.registry:
-        known = ", ".join(tsr_envs.registered_ids())
-        raise UsageError(f"unknown environment id {config.rollout.env_id!r}; known ids: {known}")
     try:
-        check_env_kwargs(config.rollout.env_id, config.rollout.env_kwargs)
+        check_env(config.rollout.env_id, config.rollout.env_kwargs)
     except ValueError as error:
         raise UsageError(str(error)) from None
     try:

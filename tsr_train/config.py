@@ -148,8 +148,7 @@ class GRPOSettings:
         if self.scale_rewards not in GRPO_SCALE_REWARDS:
             choices = ", ".join(GRPO_SCALE_REWARDS)
             raise ValueError(f"grpo-scale-rewards must be one of {choices}, got {self.scale_rewards!r}")
-        if self.num_iterations < 1:
-            raise ValueError(f"grpo-num-iterations must be at least 1, got {self.num_iterations}")
+        _check_at_least_one(self, "grpo", "num_iterations")
         _check_at_least_zero(self, "grpo", "beta", "max_kl")
         _check_positive(self, "grpo", "epsilon", "epsilon_high")
 
@@ -220,14 +219,18 @@ class PPOSettings:
     detach_value_head: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "minibatches"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"ppo-{name} must be at least 1, got {getattr(self, name)}")
+        _check_at_least_one(self, "ppo", "epochs", "minibatches")
         for name in ("gamma", "lam"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"ppo-{name} must be in [0, 1], got {getattr(self, name)}")
         _check_at_least_zero(self, "ppo", "vf_coef", "kl_coef", "entropy_coef", "max_kl")
         _check_positive(self, "ppo", "clip_range", "clip_range_value", "max_grad_norm")
+
+
+def _check_at_least_one(settings: object, section: str, *names: str) -> None:
+    for name in names:
+        if (value := getattr(settings, name)) < 1:
+            raise ValueError(f"{section}-{name.replace('_', '-')} must be at least 1, got {value}")
 
 
 def _check_at_least_zero(settings: object, section: str, *names: str) -> None:

@@ -99,18 +99,11 @@ class StudyConfig:
         Why up front: a grid runs for hours, cell after cell, and a typo in its last env or strategy, or a
         recipe override that no cell accepts, would otherwise surface as a traceback hours in.
         """
-        import gymnasium as gym
-
-        import tsr_envs
-        from tsr_train.cli import check_env_kwargs, looks_local
+        from tsr_train.cli import check_env, looks_local
         from tsr_train.strategies import make_strategy
 
-        unknown = [env_id for env_id in self.envs if env_id not in gym.registry]
-        if unknown:
-            known = ", ".join(tsr_envs.registered_ids())
-            raise ValueError(f"unknown env id {', '.join(map(repr, unknown))}; known ids: {known}")
         for env_id in self.envs:
-            check_env_kwargs(env_id, self.rollout_overrides.get("env_kwargs", {}))
+            check_env(env_id, self.rollout_overrides.get("env_kwargs", {}))
         for strategy in self.strategies:
             try:
                 make_strategy(strategy)

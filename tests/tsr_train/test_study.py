@@ -454,7 +454,10 @@ def run_study_script(cwd, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--envs", "tsr/NoSuchGame-v0"], "unknown env id 'tsr/NoSuchGame-v0'; known ids: tsr/FrozenLake-v0"),
+        (
+            ["--envs", "tsr/NoSuchGame-v0"],
+            "unknown environment id 'tsr/NoSuchGame-v0'; known ids: tsr/FrozenLake-v0",
+        ),
         (["--strategies", "naive", "best-of-zero"], "bad strategy 'best-of-zero'"),
         (["--set", 'env_kwargs={"size": 1}'], "cannot make tsr/FrozenLake-v0 with {'size': 1}: size must be"),
         (["--model", "/no/such/model"], "model path '/no/such/model' does not exist"),

@@ -219,7 +219,7 @@ def _is_text_env(env_id: str) -> bool:
     return isinstance(creator, type) and issubclass(creator, TextEnv)
 
 
-def _check_env_kwargs(per_env_kwargs: Mapping[str, dict[str, Any]]) -> None:
+def check_env_kwargs(per_env_kwargs: Mapping[str, dict[str, Any]]) -> None:
     """Build each env once here, so bad kwargs or data fail in one line before any worker starts."""
     for env_id, kwargs in per_env_kwargs.items():
         try:
@@ -274,7 +274,7 @@ def evaluate(
             seed_list = split_seeds(split, episodes)
     except SplitError as error:
         raise EvalInputError(str(error)) from None
-    _check_env_kwargs(per_env_kwargs)
+    check_env_kwargs(per_env_kwargs)
     if seeds is not None:
         seed_list = (
             parse_seeds(seeds) if isinstance(seeds, str) else list(dict.fromkeys(int(s) for s in seeds))
