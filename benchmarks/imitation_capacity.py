@@ -23,6 +23,7 @@ import numpy as np
 
 import tsr_envs  # noqa: F401
 from tsr_envs.splits import split_seeds
+from tsr_train.tiny_model import ARCHITECTURES, TinyModelConfig, build_tiny_model, read_manifest
 
 
 def expert_success(env_id: str, epsilon: float, episodes: int, max_turns: int) -> float:
@@ -65,7 +66,7 @@ def main() -> None:
         action="store_true",
         help="train on the noisy expert's distribution over moves, not on the moves it sampled",
     )
-    parser.add_argument("--architecture", choices=["qwen2", "gpt2"], default="qwen2")
+    parser.add_argument("--architecture", choices=ARCHITECTURES, default="qwen2")
     parser.add_argument("--envs", nargs="+", default=["tsr/FrozenLake-v0", "tsr/Sokoban-v0"])
     parser.add_argument("--out", default="benchmarks/results/imitation_capacity")
     parser.add_argument("--name", help="the model's and the result's name (default: from the recipe flags)")
@@ -74,7 +75,6 @@ def main() -> None:
     from tsr_envs import registered_ids
     from tsr_train.heldout import evaluate_policy
     from tsr_train.policy import load_causal_lm
-    from tsr_train.tiny_model import TinyModelConfig, build_tiny_model, read_manifest
 
     name = args.name or (
         f"{args.architecture}-eps{args.epsilon}-steps{args.steps}-h{args.hidden_size}-l{args.layers}"
@@ -85,12 +85,6 @@ def main() -> None:
     model_dir = Path(args.out) / "models" / name
     started = time.perf_counter()
     built = read_manifest(model_dir)
-    if built is not None and built["config"]["env_ids"] != list(args.envs):
-        # The default name does not spell out the envs: never evaluate a model built for others.
-        parser.error(
-            f"{model_dir} was built for {', '.join(built['config']['env_ids'])}, not {', '.join(args.envs)}; "
-            "give this recipe its own --name"
-        )
     recipe = {
         "warmup_steps": args.steps,
         "prior": "noisy-expert",
@@ -106,8 +100,10 @@ def main() -> None:
         "max_turns": args.max_turns,
     }
     if built is not None:
-        # A --name chosen by hand does not spell out the recipe: never evaluate a model built from another.
-        differ = [key for key, value in recipe.items() if built["config"].get(key) != value]
+        # Neither a --name chosen by hand nor the default one spells out the whole recipe (the default
+        # leaves out the envs): never evaluate a model built from another.
+        wanted = {**recipe, "env_ids": list(args.envs)}
+        differ = [key for key, value in wanted.items() if built["config"].get(key) != value]
         if differ:
             differ_text = ", ".join(differ)
             parser.error(f"{model_dir} was built with another {differ_text}; give this recipe its own --name")

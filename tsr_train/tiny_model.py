@@ -89,13 +89,17 @@ GRID_CELL_PATTERN = f"[{GRID_SYMBOLS}](?=[{GRID_SYMBOLS}]*(?:\\n|$))"
 PRIORS = ("noisy-expert", "format")
 
 
+#: the tiny model's architectures: "qwen2" (rotary positions) or "gpt2" (learned absolute positions)
+ARCHITECTURES = ("qwen2", "gpt2")
+
+
 @dataclass(frozen=True)
 class TinyModelConfig:
     """The recipe; saved in the model directory (``tsr_tiny_model.json``) to tell a stale cache."""
 
     seed: int = 0
     env_ids: tuple[str, ...] = DEFAULT_ENV_IDS
-    #: "qwen2" (rotary positions) or "gpt2" (learned absolute positions)
+    #: one of ``ARCHITECTURES``
     architecture: str = "qwen2"
     vocab_size: int = 1024
     hidden_size: int = 128
@@ -129,8 +133,9 @@ class TinyModelConfig:
             raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
         if not 0.0 <= self.expert_epsilon <= 1.0:
             raise ValueError(f"expert_epsilon must be in [0, 1], got {self.expert_epsilon}")
-        if self.architecture not in ("qwen2", "gpt2"):
-            raise ValueError(f"architecture must be qwen2 or gpt2, got {self.architecture!r}")
+        if self.architecture not in ARCHITECTURES:
+            choices = ", ".join(ARCHITECTURES)
+            raise ValueError(f"architecture must be one of {choices}, got {self.architecture!r}")
         if self.warmup_steps < 0 or self.learning_rate <= 0:
             raise ValueError("warmup_steps must be >= 0 and learning_rate positive")
         below_one = [f"{name} = {getattr(self, name)}" for name in _COUNTS if getattr(self, name) < 1]

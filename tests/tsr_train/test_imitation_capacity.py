@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "imitation_capacity.py")
+from tests.tsr_train.training_utils import run_benchmark
+
 TINY = ["--steps", "1", "--episodes-per-env", "8", "--episodes", "2", "--envs", "tsr/FrozenLake-v0"]
 
 
 def run_script(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, os.path.abspath(SCRIPT), "--out", str(tmp_path), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    return run_benchmark("imitation_capacity.py", tmp_path, "--out", str(tmp_path), *args, timeout=300)
 
 
 @pytest.mark.parametrize(
@@ -40,3 +38,5 @@ def test_a_model_name_built_from_another_recipe_is_refused(tmp_path):
     assert json.loads((tmp_path / "m.json").read_text())["rows"][0]["env"] == "tsr/FrozenLake-v0"
     again = run_script(tmp_path, "--name", "m", *TINY, "--epsilon", "0.5")
     assert again.returncode == 2 and "was built with another expert_epsilon" in again.stderr
+    elsewhere = run_script(tmp_path, "--name", "m", *TINY[:-1], "tsr/Sokoban-v0")
+    assert elsewhere.returncode == 2 and "was built with another env_ids" in elsewhere.stderr

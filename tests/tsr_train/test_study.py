@@ -8,11 +8,10 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
-from tests.tsr_train.training_utils import tiny_config
+from tests.tsr_train.training_utils import run_benchmark, tiny_config
 from tsr_train.cli import train
 from tsr_train.heldout import BEST_HELDOUT_DIR, read_best_heldout
 from tsr_train.metrics import METRICS_FILE, read_metrics
@@ -443,12 +442,8 @@ def test_curves_plot_only_the_env_and_algo_pairs_that_have_cells(tmp_path, recwa
     assert not [w for w in recwarn if "legend" in str(w.message)]
 
 
-STUDY_SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "tsr_study.py")
-
-
 def run_study_script(cwd, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, os.path.abspath(STUDY_SCRIPT), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=cwd)
+    return run_benchmark("tsr_study.py", cwd, *args)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -49,3 +51,12 @@ def assert_finite_metrics(run_dir: Path, steps: int, *keys: str) -> list[dict]:
             assert key in record, f"{key} missing from step {record['step']}"
             assert math.isfinite(record[key])
     return records
+
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def run_benchmark(script: str, cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``benchmarks/<script>`` as a user would, in its own process, and keep what it printed."""
+    command = [sys.executable, str(BENCHMARKS / script), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd)
